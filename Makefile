@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else builds on them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: run test test-sqlite test-postgresql test-mariadb check install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+
+# Re-installs only when the pinned requirements or the package metadata change.
+$(VENV)/.installed: requirements/base.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/base.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: requirements/dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## Serve on http://$(HOST):$(PORT), on the embedded SQLite default unless DATABASE_URL is set.
+run: install
+	$(BIN)/userbase migrate
+	$(BIN)/userbase serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+## The whole suite on SQLite, PostgreSQL and MariaDB (each run makes and drops its own database).
+test: install-dev
+	$(BIN)/python -m tests.run_all
+
+test-sqlite test-postgresql test-mariadb: install-dev
+	$(BIN)/pytest --db=$(@:test-%=%)
+
+## ruff, ruff format --check, mypy --strict.
+check: install-dev
+	scripts/check
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache userbase.db*

@@ -1,0 +1,157 @@
+"""One fresh database per run on the engine named by --db; every test starts from empty tables.
+
+userbase reads DATABASE_URL when it is first imported, so the database is made in
+pytest_configure, before any test module imports the package.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.databases import ENGINES, TestDatabase, create_database
+
+_database: TestDatabase | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db", choices=ENGINES, default="sqlite", help="engine to run the suite on (a real server)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _database
+    if hasattr(config, "workerinput"):
+        return
+    _database = create_database(config.getoption("--db"))
+    os.environ["DATABASE_URL"] = _database.url
+    os.environ.pop("USERBASE_AUTO_MIGRATE", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _database is not None:
+        from userbase.database import engine
+
+        engine.dispose()
+        _database.drop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"userbase test database: {os.environ.get('DATABASE_URL')}"
+
+
+@pytest.fixture(scope="session")
+def db_engine_name() -> str:
+    assert _database is not None
+    return _database.engine
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    assert _database is not None
+    return _database.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated() -> None:
+    from userbase.database import engine
+    from userbase.schema import upgrade_to_head
+
+    upgrade_to_head(engine)
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables() -> Iterator[None]:
+    yield
+    from sqlalchemy import delete
+
+    from userbase.database import engine
+    from userbase.models import Base
+
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from userbase.app import app
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real uvicorn process serving userbase on the run's database."""
+
+    def __init__(self, database_url: str, **env: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "userbase.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env={**os.environ, "DATABASE_URL": database_url, **env},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("uvicorn did not answer /healthz within 30 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    server = LiveServer(database_url)
+    yield server
+    server.stop()
+
+
+def new_user(n: int | str = 1, **overrides: Any) -> dict[str, Any]:
+    """A valid POST /users/ body, distinct for each n."""
+    body: dict[str, Any] = {
+        "username": f"user{n}",
+        "email": f"user{n}@example.com",
+        "password": "correct horse battery",
+    }
+    body.update(overrides)
+    return body

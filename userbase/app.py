@@ -1,0 +1,92 @@
+"""create_app(): routers, error handlers, middleware, offline docs and the start-up schema check."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import HTMLResponse
+
+from userbase import __version__
+from userbase.body_limit import BodySizeLimit
+from userbase.config import get_settings
+from userbase.database import engine
+from userbase.errors import install_error_handlers
+from userbase.routers import health, users
+from userbase.schema import ensure_schema
+
+logger = logging.getLogger("userbase")
+
+# Swagger UI 5.x and ReDoc, shipped inside the fastapi-offline wheel: the docs work with no
+# internet. (swagger-ui-bundle 1.x ships Swagger UI 4, which cannot render OpenAPI 3.1.)
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+_ASSETS_URL = "/docs-assets"
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
+    yield
+    engine.dispose()
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    app.mount(_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title="userbase - Swagger UI",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}/openapi.json",
+            title="userbase - ReDoc",
+            redoc_js_url=f"{root}{_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="userbase",
+        version=__version__,
+        summary="The users service of the FastAPI + SQLAlchemy tutorial, built for real.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(users.router)
+    app.include_router(health.router)
+    _add_offline_docs(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+app = create_app()

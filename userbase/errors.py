@@ -1,0 +1,139 @@
+"""RFC 9457 problem details: the one place where exceptions become error responses."""
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from userbase.responses import dumps
+from userbase.users import UserExists, UserNotFound
+
+logger = logging.getLogger("userbase.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# How long a client should wait before retrying when the database is unavailable.
+RETRY_AFTER_SECONDS = "2"
+
+
+class ProblemResponse(Response):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> ProblemResponse:
+    """A problem+json response; `title` is the status phrase, as RFC 9457 asks for about:blank."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = list(errors)
+    return ProblemResponse(dumps(body), status_code=status, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only where and why: the rejected input is never echoed (it may be a password).
+    errors = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            # FastAPI puts the character offset in loc; it is not a field.
+            loc = ["body"]
+        errors.append(
+            {
+                "loc": loc,
+                "field": ".".join(str(part) for part in loc[1:]) or None,
+                "type": error.get("type"),
+                "msg": error.get("msg"),
+            }
+        )
+    return errors
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__NONE__"})
+        if match is Match.PARTIAL:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem(exc.status_code, detail, instance=request.url.path, headers=headers)
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    errors = _validation_errors(exc)
+    body_unreadable = any(e["loc"] == ["body"] for e in errors)
+    if body_unreadable and request.headers.get("content-type") and not _is_json(request):
+        return problem(415, "Send the body as application/json.", instance=request.url.path)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(422, "The body is not valid JSON.", instance=request.url.path, errors=errors)
+    fields = ", ".join(sorted({e["field"] or e["loc"][0] for e in errors}))
+    return problem(
+        422, f"Invalid request: check {fields}.", instance=request.url.path, errors=errors
+    )
+
+
+async def _on_user_exists(request: Request, exc: Exception) -> Response:
+    return problem(409, str(exc), instance=request.url.path)
+
+
+async def _on_not_found(request: Request, exc: Exception) -> Response:
+    return problem(404, str(exc), instance=request.url.path)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        "The database is unavailable; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback itself after this handler; the client gets no details.
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return await _on_database_unavailable(request, exc)
+    return problem(500, "An unexpected error occurred.", instance=request.url.path)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(UserExists, _on_user_exists)
+    app.add_exception_handler(UserNotFound, _on_not_found)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected)

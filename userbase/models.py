@@ -1,0 +1,102 @@
+"""ORM tables, typed with `Mapped[...]`, and the constraint naming convention migrations rely on."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Computed, DateTime, Dialect, MetaData, String, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Explicit names, so a migration can drop or alter a constraint on every engine and an
+# IntegrityError can be mapped to the field it concerns (errors.py reads these names).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+USERNAME_MAX = 32
+EMAIL_MAX = 320  # RFC 5321: 64 (local part) + 1 + 255 (domain)
+DISPLAY_NAME_MAX = 100
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the engine stores.
+
+    SQLite and MariaDB have no time zone in their DATETIME: we store UTC there and mark it so
+    on the way back; PostgreSQL's timestamptz is converted to UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware one")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def case_key(length: int) -> String:
+    """A column type compared byte by byte, so prefix ranges and uniqueness ignore locale rules."""
+    return (
+        String(length)
+        .with_variant(String(length, collation="C"), "postgresql")
+        .with_variant(String(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+    # Case-insensitive uniqueness is the database's job: the *_key columns are computed by the
+    # database itself (lower()), and their unique constraints reject "Alice" after "alice"
+    # whatever path the row came in by, and whatever race the requests ran.
+    __table_args__ = (
+        UniqueConstraint("username_key"),
+        UniqueConstraint("email_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX))
+    username_key: Mapped[str] = mapped_column(
+        case_key(USERNAME_MAX), Computed("lower(username)", persisted=True)
+    )
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    email_key: Mapped[str] = mapped_column(
+        case_key(EMAIL_MAX), Computed("lower(email)", persisted=True)
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_MAX))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Bumped by every ORM update; an UPDATE carries "AND version = :seen" (optimistic locking).
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

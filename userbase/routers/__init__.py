@@ -1,0 +1,1 @@
+"""The HTTP layer: parse the request, call the domain, shape the answer. No SQL here."""
