@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from tests.databases import ENGINES, TestDatabase, create_database
@@ -33,6 +33,18 @@ def pytest_configure(config: pytest.Config) -> None:
     _database = create_database(config.getoption("--db"))
     os.environ["DATABASE_URL"] = _database.url
     os.environ.pop("USERBASE_AUTO_MIGRATE", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked engines(...) belong to those engines' runs only (deselected, not skipped)."""
+    engine = config.getoption("--db")
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("engines")
+        (dropped if marker and engine not in marker.args else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

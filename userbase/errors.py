@@ -7,12 +7,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from userbase.db_errors import is_database_unavailable
 from userbase.responses import dumps
 from userbase.users import UserExists, UserNotFound
 
@@ -68,14 +69,20 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route accepts at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__NONE__"})
-        if match is Match.PARTIAL:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def _is_json(request: Request) -> bool:
@@ -122,10 +129,17 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> Response
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette logs the traceback itself after this handler; the client gets no details.
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
         return await _on_database_unavailable(request, exc)
+    # A bug (bad SQL, a broken constraint we did not expect): the traceback goes to the log.
+    logger.error("database error on %s", request.url.path, exc_info=exc)
+    return await _on_unexpected(request, exc)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette's ServerErrorMiddleware re-raises after this, so the server logs the traceback;
+    # the client gets no details.
     return problem(500, "An unexpected error occurred.", instance=request.url.path)
 
 
@@ -134,6 +148,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(UserExists, _on_user_exists)
     app.add_exception_handler(UserNotFound, _on_not_found)
-    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

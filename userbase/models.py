@@ -84,11 +84,11 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX))
     username_key: Mapped[str] = mapped_column(
-        case_key(USERNAME_MAX), Computed("lower(username)", persisted=True)
+        case_key(USERNAME_MAX), Computed("lower(username)", persisted=True), nullable=True
     )
     email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     email_key: Mapped[str] = mapped_column(
-        case_key(EMAIL_MAX), Computed("lower(email)", persisted=True)
+        case_key(EMAIL_MAX), Computed("lower(email)", persisted=True), nullable=True
     )
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(DISPLAY_NAME_MAX))

@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # The *_key columns are never NULL (computed from NOT NULL columns), but MariaDB refuses a
+    # NOT NULL clause on a generated column, so none of the engines gets one.
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -27,11 +29,11 @@ def upgrade() -> None:
             "username_key",
             case_key(32),
             sa.Computed("lower(username)", persisted=True),
-            nullable=False,
+            nullable=True,
         ),
         sa.Column("email", sa.String(320), nullable=False),
         sa.Column(
-            "email_key", case_key(320), sa.Computed("lower(email)", persisted=True), nullable=False
+            "email_key", case_key(320), sa.Computed("lower(email)", persisted=True), nullable=True
         ),
         sa.Column("password_hash", sa.String(255), nullable=False),
         sa.Column("display_name", sa.String(100), nullable=True),

@@ -1,0 +1,5 @@
+"""`python -m userbase` is the `userbase` command."""
+
+from userbase.cli import app
+
+app()
