@@ -64,7 +64,7 @@ def serve(
     try:
         ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
     except SchemaBehind as exc:
-        console.print(f"[red]{exc}[/red]")
+        typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
     uvicorn.run(

@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    default_page_size: int = Field(default=100, ge=1, le=1000)
 
     log_level: str = "info"
 
