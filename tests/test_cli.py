@@ -19,7 +19,7 @@ def stored(username: str) -> User | None:
 def test_migrate_reports_the_head_revision() -> None:
     result = runner.invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0001" in result.output
+    assert "schema at revision 0002" in result.output
 
 
 def test_version_flag() -> None:
@@ -123,3 +123,58 @@ def test_create_admin_refuses_invalid_input(username: str, email: str, password:
     )
     assert result.exit_code == 1
     assert stored(username) is None
+
+
+def test_set_password_hashes_and_revokes_tokens() -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.accounts import bearer, sign_in, signed_in_user
+    from userbase.app import app as web_app
+
+    with TestClient(web_app) as client:
+        _, token = signed_in_user(client, 1)
+
+        result = runner.invoke(
+            app, ["set-password", "USER1"], input="fresh password 1\nfresh password 1\n"
+        )
+
+        assert result.exit_code == 0, result.output
+        assert "fresh password 1" not in result.output
+        assert client.get("/users/me", headers=bearer(token)).status_code == 401
+        assert sign_in(client, "user1", "fresh password 1").status_code == 200
+
+
+def test_set_password_refuses_unknown_users_and_short_passwords() -> None:
+    assert (
+        runner.invoke(app, ["set-password", "ghost", "--password", "long enough 1"]).exit_code == 1
+    )
+    assert runner.invoke(app, ["set-password", "ghost", "--password", "short"]).exit_code == 1
+
+
+def test_purge_tokens_removes_only_expired_ones() -> None:
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import func, update
+
+    from tests.accounts import sign_up, token_for
+    from userbase.app import app as web_app
+    from userbase.database import engine
+    from userbase.models import Token, utcnow
+
+    with TestClient(web_app) as client:
+        sign_up(client, 1)
+        for _ in range(3):
+            token_for(client, "user1")
+    with engine.begin() as connection:
+        ids = connection.execute(select(Token.id).order_by(Token.id)).scalars().all()
+        connection.execute(
+            update(Token).where(Token.id.in_(ids[:2])).values(expires_at=utcnow() - timedelta(1))
+        )
+
+    result = runner.invoke(app, ["purge-tokens", "--batch-size", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert "purged 2 expired tokens" in result.output
+    with SessionLocal() as session:
+        assert session.scalar(select(func.count()).select_from(Token)) == 1

@@ -21,7 +21,7 @@ from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
 from userbase.database import engine
 from userbase.errors import install_error_handlers
-from userbase.routers import health, users
+from userbase.routers import auth, health, users
 from userbase.schema import ensure_schema
 
 logger = logging.getLogger("userbase")
@@ -83,6 +83,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(users.router)
+    app.include_router(auth.router)
     app.include_router(health.router)
     _add_offline_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -98,7 +98,7 @@ def create_admin(
     """
     from pydantic import ValidationError
 
-    from userbase import users
+    from userbase import auth, users
     from userbase.database import SessionLocal
     from userbase.models import User
     from userbase.schemas import UserCreate
@@ -117,6 +117,7 @@ def create_admin(
             existing.is_admin = True
             existing.is_active = True
             existing.password_hash = password_hash
+            auth.revoke_tokens_for(session, existing.id)  # a new password ends old sessions
             console.print(f"promoted {existing.username} (id {existing.id}) to admin")
             return
         try:
@@ -132,3 +133,63 @@ def create_admin(
             raise typer.Exit(1) from exc
         user.is_admin = True
         console.print(f"created admin {user.username} (id {user.id})")
+
+
+@app.command("set-password")
+def set_password(
+    username: Annotated[str, typer.Argument(help="Whose password to set (any letter case).")],
+    password: Annotated[
+        str,
+        typer.Option(
+            envvar="USERBASE_NEW_PASSWORD",
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Read from USERBASE_NEW_PASSWORD or a prompt when absent.",
+        ),
+    ],
+) -> None:
+    """Set a user's password (hashed like the API does); every token of theirs is revoked.
+
+    Example: userbase set-password ada
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    from userbase import users
+    from userbase.database import SessionLocal
+    from userbase.models import User
+    from userbase.schemas import Password
+
+    try:
+        TypeAdapter(Password).validate_python(password)
+    except ValidationError as exc:
+        console.print(f"[red]password: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(1) from exc
+    with SessionLocal.begin() as session:
+        user = session.scalar(select(User).where(User.username_key == username.lower()))
+        if user is None:
+            console.print(f"[red]no user named {username}[/red]")
+            raise typer.Exit(1)
+        users.set_password(session, user, password)
+        console.print(f"password set for {user.username}; their tokens are revoked")
+
+
+@app.command("purge-tokens")
+def purge_tokens(
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
+) -> None:
+    """Delete expired bearer tokens, a batch per transaction (no long lock on a live table).
+
+    Example: userbase purge-tokens   (run it from cron, e.g. hourly)
+    """
+    from userbase import auth
+    from userbase.database import SessionLocal
+
+    total = 0
+    while True:
+        with SessionLocal.begin() as session:
+            purged = auth.purge_expired_tokens(session, batch_size=batch_size)
+        total += purged
+        if purged < batch_size:
+            break
+    console.print(f"purged {total} expired tokens")

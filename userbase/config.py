@@ -2,9 +2,10 @@
 
 import os
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The embedded default: a SQLite file in the working directory, so the tutorial's
 # `uvicorn main:app --reload` works with nothing set up.
@@ -38,9 +39,31 @@ class Settings(BaseSettings):
     # Each argon2 hash holds argon2_memory_kib and a core; bound them so a burst cannot exhaust RAM.
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
+    # Bearer tokens: opaque, stored as SHA-256, revocable at once (no JWT).
+    token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
+    # per client address. Past the limit: 429 until the window has passed.
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_account_limit: int = Field(default=10, ge=1)
+    login_address_limit: int = Field(default=100, ge=1)
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
+    # Comma-separated, e.g. USERBASE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # When set, the login throttle counts in Redis instead of the database.
+    redis_url: str | None = None
+    # Prefix of every Redis key we write, so several deployments can share one Redis.
+    redis_namespace: str = "userbase"
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     log_level: str = "info"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,17 +5,22 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from userbase import auth, users
 from userbase.db_errors import is_database_unavailable
+from userbase.permissions import Forbidden
 from userbase.responses import dumps
-from userbase.users import UserExists, UserNotFound
+from userbase.routers.etags import PreconditionFailed
+from userbase.schemas import Problem
 
 logger = logging.getLogger("userbase.errors")
 
@@ -111,12 +116,43 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
     )
 
 
-async def _on_user_exists(request: Request, exc: Exception) -> Response:
-    return problem(409, str(exc), instance=request.url.path)
+# Domain exceptions and their status; the exception's message is the problem's detail.
+_STATUS_OF: dict[type[Exception], int] = {
+    auth.InvalidCredentials: 401,
+    auth.NotAuthenticated: 401,
+    Forbidden: 403,
+    users.WrongPassword: 403,
+    users.UserNotFound: 404,
+    users.UserExists: 409,
+    users.LastAdmin: 409,
+    PreconditionFailed: 412,
+    auth.LoginThrottled: 429,
+}
+# For the OpenAPI document: routes list the problems they can answer with.
+PROBLEM_RESPONSE: dict[str, Any] = {
+    "model": Problem,
+    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 
 
-async def _on_not_found(request: Request, exc: Exception) -> Response:
-    return problem(404, str(exc), instance=request.url.path)
+def problem_response(request: Request, exc: Exception) -> ProblemResponse:
+    """The problem document for a domain exception (see _STATUS_OF)."""
+    status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: say which scheme would work
+    if isinstance(exc, auth.LoginThrottled):
+        headers["Retry-After"] = str(exc.retry_after)
+    return problem(status, str(exc), instance=request.url.path, headers=headers)
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> Response:
+    return problem_response(request, exc)
+
+
+async def _on_stale_data(request: Request, exc: Exception) -> Response:
+    # The version column did not match at UPDATE time: someone changed the row meanwhile.
+    return problem_response(request, PreconditionFailed())
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
@@ -146,8 +182,12 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(UserExists, _on_user_exists)
-    app.add_exception_handler(UserNotFound, _on_not_found)
+    for kind in _STATUS_OF:
+        app.add_exception_handler(kind, _on_domain_error)
+    app.add_exception_handler(StaleDataError, _on_stale_data)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
+    # Redis (the optional throttle store) down or slow: the same answer, try again shortly.
+    app.add_exception_handler(redis.exceptions.ConnectionError, _on_database_unavailable)
+    app.add_exception_handler(redis.exceptions.TimeoutError, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

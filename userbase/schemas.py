@@ -50,6 +50,46 @@ class UserPrivate(BaseModel):
     created_at: datetime
 
 
+class UserAccount(UserPrivate):
+    """The account as its owner and admins see it: the private view plus the admin flag."""
+
+    is_admin: bool
+
+
+class UserUpdate(BaseModel):
+    """Body of PATCH /users/{id}. Owners may send display_name and email; admins all four."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Only display_name may be null (it clears the name). The others default to None when
+    # absent but refuse an explicit null: pydantic does not validate defaults, only input.
+    display_name: DisplayName | None = None
+    email: Email = None  # type: ignore[assignment]
+    is_active: bool = None  # type: ignore[assignment]
+    is_admin: bool = None  # type: ignore[assignment]
+
+    def changes(self) -> dict[str, Any]:
+        """The fields actually sent, with their values."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+class PasswordChange(BaseModel):
+    """Body of PUT /users/me/password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=128)
+    new_password: Password
+
+
+class TokenOut(BaseModel):
+    """A bearer token, as OAuth2's password flow answers it."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, the body of every error."""
 

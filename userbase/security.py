@@ -1,12 +1,19 @@
-"""Password hashing with argon2id, bounded so a burst of requests cannot exhaust memory."""
+"""Password hashing with argon2id (bounded so a burst cannot exhaust memory) and bearer tokens."""
 
+import hashlib
+import secrets
 import threading
 from functools import lru_cache
 
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import get_settings
+
+# 32 random bytes, URL-safe base64 without padding: always 43 characters.
+TOKEN_BYTES = 32
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
 
 
 @lru_cache
@@ -37,6 +44,43 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
-    """Whether `password` matches, and a fresh hash when the stored one has outdated parameters."""
+    """Whether `password` matches, and a fresh hash when the stored one has outdated parameters.
+
+    A hash in no known format (an unusable password, say) never matches.
+    """
     with _hash_slots():
-        return _password_hash().verify_and_update(password, password_hash)
+        try:
+            return _password_hash().verify_and_update(password, password_hash)
+        except UnknownHashError:
+            pass
+    verify_password(password, _dummy_hash())  # same time as a real mismatch
+    return False, None
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def verify_password_or_dummy(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """verify_password, but for an unknown user (None) spend the same time on a dummy hash.
+
+    Without it, "no such user" answers in microseconds and "wrong password" in ~40 ms, which
+    tells an attacker which usernames exist.
+    """
+    if password_hash is None:
+        verify_password(password, _dummy_hash())
+        return False, None
+    return verify_password(password, password_hash)
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh bearer token and the digest to store in its place."""
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    return token, token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    # A plain SHA-256 suffices: tokens have 256 bits of entropy, so nothing can be guessed
+    # from the digest, and lookups stay one indexed equality.
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -9,7 +9,9 @@ from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from userbase import auth
 from userbase.models import User
+from userbase.security import hash_password, verify_password
 
 # Larger than any character, so [prefix, prefix + _AFTER_ALL) holds exactly the keys that start
 # with prefix under a byte-wise collation: an index range scan on every engine, no LIKE escaping.
@@ -17,9 +19,25 @@ _AFTER_ALL = "\U0010ffff"
 
 PUBLIC_COLUMNS = (User.id, User.username, User.display_name, User.created_at)
 PublicRow = Row[int, str, str | None, datetime]
+# Fields a user may change on their own account; admins may also change the ADMIN_ONLY ones.
+SELF_SERVICE_FIELDS = frozenset({"display_name", "email"})
+ADMIN_ONLY_FIELDS = frozenset({"is_active", "is_admin"})
 
 # Built once: the statements and their compiled-SQL cache keys are reused by every request.
-_SELECT_PUBLIC = select(*PUBLIC_COLUMNS).where(User.id == bindparam("user_id"))
+_SELECT_PUBLIC = select(*PUBLIC_COLUMNS, User.version).where(User.id == bindparam("user_id"))
+_SELECT_FOR_UPDATE = (
+    select(User)
+    .where(User.id == bindparam("user_id"))
+    .with_for_update()
+    # The row may already be in the session (it is the signed-in user): read it afresh, locked.
+    .execution_options(populate_existing=True)
+)
+_OTHER_ACTIVE_ADMIN = (
+    select(User.id)
+    .where(User.is_admin, User.is_active, User.id != bindparam("user_id"))
+    .limit(1)
+    .with_for_update()
+)
 _PAGE = (
     select(*PUBLIC_COLUMNS)
     .where(User.id > bindparam("after"))
@@ -45,6 +63,20 @@ class UserNotFound(Exception):
     def __init__(self, user_id: int) -> None:
         super().__init__(f"No user with id {user_id}.")
         self.user_id = user_id
+
+
+class LastAdmin(Exception):
+    """The change would leave the service without an active admin."""
+
+    def __init__(self) -> None:
+        super().__init__("This is the last active admin: promote another user first.")
+
+
+class WrongPassword(Exception):
+    """The current password given to confirm a change is not the user's."""
+
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +111,73 @@ def _clashing_field(exc: IntegrityError) -> str:
     return "email" if "email_key" in str(exc.orig) else "username"
 
 
-def get_public_user(session: Session, user_id: int) -> PublicRow:
-    """The public columns of one user, or UserNotFound."""
+def get_public_user(session: Session, user_id: int) -> Row[int, str, str | None, datetime, int]:
+    """The public columns of one user and its version, or UserNotFound."""
     row = session.execute(_SELECT_PUBLIC, {"user_id": user_id}).first()
     if row is None:
         raise UserNotFound(user_id)
     return row
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def lock_user(session: Session, user_id: int) -> User:
+    """The user's row, locked until the unit of work ends (concurrent changes queue behind it)."""
+    user = session.scalars(_SELECT_FOR_UPDATE, {"user_id": user_id}).first()
+    if user is None:
+        raise UserNotFound(user_id)
+    return user
+
+
+def update_user(session: Session, user: User, changes: dict[str, Any]) -> None:
+    """Apply already-authorised changes; the version column makes the UPDATE compare-and-set."""
+    if (
+        user.is_admin
+        and user.is_active
+        and (changes.get("is_admin") is False or changes.get("is_active") is False)
+    ):
+        _ensure_another_active_admin(session, user)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise UserExists(_clashing_field(exc)) from exc
+    if changes.get("is_active") is False:
+        auth.revoke_tokens_for(session, user.id)
+
+
+def delete_user(session: Session, user: User) -> None:
+    if user.is_admin and user.is_active:
+        _ensure_another_active_admin(session, user)
+    auth.revoke_tokens_for(session, user.id)
+    session.delete(user)
+    session.flush()
+
+
+def change_password(session: Session, user: User, *, current: str, new: str) -> None:
+    """Set a new password after checking the current one; every token of the user is revoked."""
+    matches, _ = verify_password(current, user.password_hash)
+    if not matches:
+        raise WrongPassword
+    set_password(session, user, new)
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    session.flush()
+    auth.revoke_tokens_for(session, user.id)
+
+
+def _ensure_another_active_admin(session: Session, user: User) -> None:
+    # Locks the other admins' rows too, so two admins demoting each other cannot both succeed.
+    if session.execute(_OTHER_ACTIVE_ADMIN, {"user_id": user.id}).first() is None:
+        raise LastAdmin
 
 
 def list_public_users(

@@ -1,14 +1,26 @@
-"""/users/: create, read and page through users."""
+"""/users/: create, read, page through, change and delete users."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from userbase import users
 from userbase.database import SessionDep
+from userbase.errors import PROBLEM_RESPONSE as PROBLEM
+from userbase.models import User
+from userbase.permissions import ensure_can_manage, ensure_may_change
 from userbase.responses import JSONBytes
-from userbase.schemas import Problem, UserCreate, UserPrivate, UserPublic
+from userbase.routers.dependencies import OptionalPrincipalDep, PrincipalDep
+from userbase.routers.etags import ensure_if_match, etag_for
+from userbase.schemas import (
+    PasswordChange,
+    UserAccount,
+    UserCreate,
+    UserPrivate,
+    UserPublic,
+    UserUpdate,
+)
 from userbase.security import hash_password
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -16,8 +28,6 @@ router = APIRouter(prefix="/users", tags=["users"])
 # ids are 32-bit integers on every engine; a larger one cannot name a user.
 MAX_ID = 2_147_483_647
 PAGE_LIMIT_MAX = 1000
-
-_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 
 
 def _public(row: Any) -> dict[str, Any]:
@@ -29,11 +39,29 @@ def _public(row: Any) -> dict[str, Any]:
     }
 
 
+def _account(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "is_active": user.is_active,
+        "is_admin": user.is_admin,
+        "created_at": user.created_at,
+    }
+
+
+def _known_id(user_id: int) -> int:
+    if not 1 <= user_id <= MAX_ID:
+        raise users.UserNotFound(user_id)
+    return user_id
+
+
 @router.post(
     "/",
     status_code=201,
     response_model=UserPrivate,
-    responses={409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    responses={409: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="Create a user",
 )
 @router.post("", status_code=201, include_in_schema=False)
@@ -62,7 +90,7 @@ def create_user(body: UserCreate, db: SessionDep) -> Response:
 @router.get(
     "/",
     response_model=list[UserPublic],
-    responses={422: _PROBLEM, 503: _PROBLEM},
+    responses={422: PROBLEM, 503: PROBLEM},
     summary="List users, a keyset page at a time",
 )
 @router.get("", include_in_schema=False)
@@ -90,14 +118,96 @@ def list_users(
     return JSONBytes([_public(row) for row in page.rows], headers=headers)
 
 
+# Declared before /users/{user_id}, which would otherwise try to read "me" as an id.
+@router.get(
+    "/me",
+    response_model=UserAccount,
+    responses={401: PROBLEM},
+    summary="The signed-in user's own account",
+)
+def read_me(principal: PrincipalDep) -> Response:
+    user = principal.user
+    return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
+
+
+@router.put(
+    "/me/password",
+    status_code=204,
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
+    summary="Change your password; every token of yours is revoked",
+)
+def change_password(body: PasswordChange, principal: PrincipalDep, db: SessionDep) -> Response:
+    user = users.lock_user(db, principal.user.id)
+    users.change_password(db, user, current=body.current_password, new=body.new_password)
+    return Response(status_code=204)
+
+
 @router.get(
     "/{user_id}",
-    response_model=UserPublic,
-    responses={404: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
-    summary="Read one user",
+    response_model=UserPublic | UserAccount,
+    responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    summary="Read one user (admins see the private view)",
 )
-def read_user(user_id: int, db: SessionDep) -> Response:
-    """The public view of one user."""
-    if not 1 <= user_id <= MAX_ID:
-        raise users.UserNotFound(user_id)
-    return JSONBytes(_public(users.get_public_user(db, user_id)))
+def read_user(user_id: int, db: SessionDep, principal: OptionalPrincipalDep) -> Response:
+    """The public view of one user; the account view for admins. The ETag is its version."""
+    _known_id(user_id)
+    if principal is not None and principal.user.is_admin:
+        user = users.get_user(db, user_id)
+        return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
+    row = users.get_public_user(db, user_id)
+    return JSONBytes(_public(row), headers={"ETag": etag_for(row.version)})
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserAccount,
+    responses={
+        401: PROBLEM,
+        403: PROBLEM,
+        404: PROBLEM,
+        409: PROBLEM,
+        412: PROBLEM,
+        422: PROBLEM,
+    },
+    summary="Change a user (yourself, or anyone as an admin)",
+)
+def update_user(
+    user_id: int,
+    body: UserUpdate,
+    principal: PrincipalDep,
+    db: SessionDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Owners may change display_name and email; admins also is_active and is_admin.
+
+    With If-Match, the change applies only if the user is still at that ETag (else 412);
+    without it, the change applies to whatever the current version is.
+    """
+    _known_id(user_id)
+    ensure_can_manage(principal.user, user_id)
+    changes = body.changes()
+    ensure_may_change(principal.user, changes)
+    user = users.lock_user(db, user_id)
+    ensure_if_match(if_match, user.version)
+    users.update_user(db, user, changes)
+    return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 412: PROBLEM},
+    summary="Delete a user (yourself, or anyone as an admin)",
+)
+def delete_user(
+    user_id: int,
+    principal: PrincipalDep,
+    db: SessionDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    _known_id(user_id)
+    ensure_can_manage(principal.user, user_id)
+    user = users.lock_user(db, user_id)
+    ensure_if_match(if_match, user.version)
+    users.delete_user(db, user)
+    return Response(status_code=204)

@@ -1,0 +1,174 @@
+"""Signing in and bearer tokens: credentials, issuing, resolving and revoking. No HTTP here."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from userbase.config import get_settings
+from userbase.db_errors import is_database_unavailable
+from userbase.models import Token, User, utcnow
+from userbase.security import TOKEN_PATTERN, new_token, token_digest, verify_password_or_dummy
+from userbase.throttle import Limit, account_key, address_key, get_throttle
+
+# last_used_at is written at most this often per token: a read should rarely cost a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+USER_AGENT_MAX = 200
+
+_TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
+
+_USER_BY_LOGIN = select(User).where(
+    or_(
+        User.username_key == func.lower(bindparam("login")),
+        User.email_key == func.lower(bindparam("login")),
+    )
+)
+_TOKEN_OWNER = (
+    select(User, Token.id, Token.last_used_at)
+    .join(Token, Token.user_id == User.id)
+    .where(Token.token_hash == bindparam("digest"), Token.expires_at > bindparam("now"))
+)
+
+
+class InvalidCredentials(Exception):
+    """Unknown user, wrong password or inactive account: deliberately indistinguishable."""
+
+    def __init__(self) -> None:
+        super().__init__("Incorrect username or password.")
+
+
+class LoginThrottled(Exception):
+    """Too many failed sign-ins for this account or client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many failed sign-ins; try again later.")
+        self.retry_after = retry_after
+
+
+class NotAuthenticated(Exception):
+    """No bearer token, or one that is unknown, expired, revoked or malformed."""
+
+    def __init__(
+        self, detail: str = "Sign in and send the token as 'Authorization: Bearer'."
+    ) -> None:
+        super().__init__(detail)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The signed-in user of a request, and the token they presented."""
+
+    user: User
+    token_id: int
+
+
+def sign_in(
+    session: Session,
+    *,
+    login: str,
+    password: str,
+    client_address: str,
+    user_agent: str | None,
+) -> IssuedToken | InvalidCredentials:
+    """Check the credentials and issue a token, or return why not (the failure is recorded).
+
+    Raises LoginThrottled, before looking at the password, while a limit is reached: the right
+    password does not help then. A failure is returned rather than raised so that the request's
+    unit of work commits the failure record.
+    """
+    settings = get_settings()
+    throttle = get_throttle()
+    now = utcnow()
+    user = session.scalars(_USER_BY_LOGIN, {"login": login}).first()
+    account = account_key(user.id if user else None, login)
+    address = address_key(client_address)
+    limits = [
+        Limit(account, settings.login_account_limit),
+        Limit(address, settings.login_address_limit),
+    ]
+    retry_after = throttle.retry_after(session, limits, now)
+    if retry_after is not None:
+        raise LoginThrottled(retry_after)
+
+    matches, new_hash = verify_password_or_dummy(password, user.password_hash if user else None)
+    if user is None or not matches or not user.is_active:
+        throttle.record_failure(session, [account, address], now)
+        return InvalidCredentials()
+
+    throttle.reset(session, account)
+    if new_hash is not None:
+        user.password_hash = new_hash  # parameters were raised since this hash was made
+    return issue_token(session, user, client_address=client_address, user_agent=user_agent)
+
+
+def issue_token(
+    session: Session, user: User, *, client_address: str | None, user_agent: str | None
+) -> IssuedToken:
+    ttl = get_settings().token_ttl_seconds
+    token, digest = new_token()
+    now = utcnow()
+    session.add(
+        Token(
+            user_id=user.id,
+            token_hash=digest,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            client_address=client_address,
+            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
+        )
+    )
+    session.flush()
+    return IssuedToken(token=token, expires_in=ttl)
+
+
+def resolve_token(session: Session, token: str) -> Principal:
+    """The active user owning this live token, or NotAuthenticated."""
+    if not _TOKEN_SHAPE.match(token):
+        raise NotAuthenticated("The bearer token is malformed.")
+    now = utcnow()
+    row = session.execute(_TOKEN_OWNER, {"digest": token_digest(token), "now": now}).first()
+    if row is None:
+        raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
+    user, token_id, last_used_at = row
+    if not user.is_active:
+        raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        _touch(session, token_id, now)
+    return Principal(user=user, token_id=token_id)
+
+
+def _touch(session: Session, token_id: int, now: datetime) -> None:
+    # Best effort: a busy SQLite writer must not fail a read because of a bookkeeping column.
+    try:
+        with session.begin_nested():
+            session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
+    except DBAPIError as exc:
+        if not is_database_unavailable(exc):
+            raise
+
+
+def revoke_token(session: Session, token_id: int) -> None:
+    session.execute(delete(Token).where(Token.id == token_id))
+
+
+def revoke_tokens_for(session: Session, user_id: int) -> None:
+    session.execute(delete(Token).where(Token.user_id == user_id))
+
+
+def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
+    """Delete up to batch_size expired tokens; returns how many. Callers commit per batch."""
+    ids = session.scalars(
+        select(Token.id).where(Token.expires_at <= utcnow()).limit(batch_size)
+    ).all()
+    if ids:
+        session.execute(delete(Token).where(Token.id.in_(ids)))
+    return len(ids)

@@ -1,0 +1,52 @@
+"""accounts: bearer tokens and failed sign-ins
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from userbase.models import UTCDateTime, case_key
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", UTCDateTime(), nullable=True),
+        sa.Column("client_address", sa.String(45), nullable=True),
+        sa.Column("user_agent", sa.String(200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_tokens_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_tokens_token_hash")),
+    )
+    op.create_index(op.f("ix_tokens_user_id"), "tokens", ["user_id"])
+    op.create_index(op.f("ix_tokens_expires_at"), "tokens", ["expires_at"])
+    op.create_table(
+        "login_failures",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("key", case_key(400), nullable=False),
+        sa.Column("failed_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
+    )
+    op.create_index("ix_login_failures_key_failed_at", "login_failures", ["key", "failed_at"])
+
+
+def downgrade() -> None:
+    op.drop_table("login_failures")
+    op.drop_table("tokens")

@@ -1,0 +1,23 @@
+"""Who may do what to a user account."""
+
+from collections.abc import Iterable
+
+from userbase.models import User
+from userbase.users import ADMIN_ONLY_FIELDS
+
+
+class Forbidden(Exception):
+    """Signed in, but not allowed to do this."""
+
+
+def ensure_can_manage(actor: User, target_id: int) -> None:
+    """Users manage their own account; admins manage every account."""
+    if actor.id != target_id and not actor.is_admin:
+        raise Forbidden("Only the user themself or an admin may change this account.")
+
+
+def ensure_may_change(actor: User, fields: Iterable[str]) -> None:
+    """Only admins may change is_active and is_admin (even on their own account)."""
+    restricted = sorted(ADMIN_ONLY_FIELDS.intersection(fields))
+    if restricted and not actor.is_admin:
+        raise Forbidden(f"Only an admin may change {', '.join(restricted)}.")
