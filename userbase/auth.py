@@ -12,7 +12,7 @@ from userbase.config import get_settings
 from userbase.db_errors import is_database_unavailable
 from userbase.models import Token, User, utcnow
 from userbase.security import TOKEN_PATTERN, new_token, token_digest, verify_password_or_dummy
-from userbase.throttle import Limit, account_key, address_key, get_throttle
+from userbase.throttle import account_key, address_key, get_throttle, login_limits
 
 # last_used_at is written at most this often per token: a read should rarely cost a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -85,23 +85,18 @@ def sign_in(
     password does not help then. A failure is returned rather than raised so that the request's
     unit of work commits the failure record.
     """
-    settings = get_settings()
     throttle = get_throttle()
     now = utcnow()
     user = session.scalars(_USER_BY_LOGIN, {"login": login}).first()
     account = account_key(user.id if user else None, login)
-    address = address_key(client_address)
-    limits = [
-        Limit(account, settings.login_account_limit),
-        Limit(address, settings.login_address_limit),
-    ]
+    limits = login_limits(account, address_key(client_address))
     retry_after = throttle.retry_after(session, limits, now)
     if retry_after is not None:
         raise LoginThrottled(retry_after)
 
     matches, new_hash = verify_password_or_dummy(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
-        throttle.record_failure(session, [account, address], now)
+        throttle.record(session, limits, now)
         return InvalidCredentials()
 
     throttle.reset(session, account)

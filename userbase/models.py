@@ -126,12 +126,12 @@ class Token(Base):
     user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
-class LoginFailure(Base):
-    """One failed sign-in, counted per account and per client address by the throttle."""
+class ThrottleEvent(Base):
+    """One counted event (a failed sign-in, a mail sent on request) under a throttle key."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_failed_at", "key", "failed_at"),)
+    __tablename__ = "throttle_events"
+    __table_args__ = (Index("ix_throttle_events_key_occurred_at", "key", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(case_key(400))
-    failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

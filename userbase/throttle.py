@@ -1,6 +1,5 @@
-"""The login throttle: failed sign-ins per key in a sliding window, in the database or Redis.
-
-Counts live outside the process, so every instance of the service shares them.
+"""Throttles: events (failed sign-ins, mails sent on request) counted per key in a sliding window,
+in the database or in Redis. Counts live outside the process, so every instance shares them.
 """
 
 import math
@@ -16,15 +15,16 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from userbase.config import get_settings
-from userbase.models import LoginFailure
+from userbase.models import ThrottleEvent
 
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """At most `failures` failed sign-ins for `key` within the window."""
+    """At most `events` events for `key` within `window`."""
 
     key: str
-    failures: int
+    events: int
+    window: timedelta
 
 
 def account_key(user_id: int | None, identifier: str) -> str:
@@ -36,81 +36,90 @@ def address_key(client_address: str) -> str:
     return f"address:{client_address}"
 
 
-class LoginThrottle(Protocol):
-    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
-        """Seconds until a sign-in may be tried again, or None when no limit is reached."""
+def login_limits(account: str, address: str) -> list[Limit]:
+    settings = get_settings()
+    window = timedelta(seconds=settings.login_window_seconds)
+    return [
+        Limit(account, settings.login_account_limit, window),
+        Limit(address, settings.login_address_limit, window),
+    ]
 
-    def record_failure(self, session: Session, keys: Sequence[str], now: datetime) -> None: ...
+
+class Throttle(Protocol):
+    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
+        """Seconds until another event is allowed, or None when no limit is reached."""
+
+    def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None: ...
 
     def reset(self, session: Session, key: str) -> None: ...
 
 
 class DatabaseThrottle:
-    """Counts rows of login_failures, written in the request's own unit of work."""
+    """Counts rows of throttle_events, written in the request's own unit of work."""
 
     _RECENT = (
-        select(LoginFailure.failed_at)
-        .where(LoginFailure.key == bindparam("key"), LoginFailure.failed_at > bindparam("since"))
-        .order_by(LoginFailure.failed_at.desc())
-        .limit(bindparam("failures"))
+        select(ThrottleEvent.occurred_at)
+        .where(
+            ThrottleEvent.key == bindparam("key"), ThrottleEvent.occurred_at > bindparam("since")
+        )
+        .order_by(ThrottleEvent.occurred_at.desc())
+        .limit(bindparam("events"))
     )
-
-    def __init__(self, window: timedelta) -> None:
-        self.window = window
 
     def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
         waits = []
         for limit in limits:
-            params = {"key": limit.key, "since": now - self.window, "failures": limit.failures}
+            params = {"key": limit.key, "since": now - limit.window, "events": limit.events}
             recent = session.scalars(self._RECENT, params).all()
-            if len(recent) >= limit.failures:
-                # Allowed again when the oldest of the last `failures` failures leaves the window.
-                waits.append(_seconds_until(recent[-1] + self.window, now))
+            if len(recent) >= limit.events:
+                # Allowed again when the oldest of the last `events` events leaves the window.
+                waits.append(_seconds_until(recent[-1] + limit.window, now))
         return max(waits) if waits else None
 
-    def record_failure(self, session: Session, keys: Sequence[str], now: datetime) -> None:
-        session.execute(
-            delete(LoginFailure).where(
-                LoginFailure.key.in_(keys), LoginFailure.failed_at <= now - self.window
+    def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None:
+        for limit in limits:
+            # Keep the table small: what left the window no longer counts.
+            session.execute(
+                delete(ThrottleEvent).where(
+                    ThrottleEvent.key == limit.key, ThrottleEvent.occurred_at <= now - limit.window
+                )
             )
+        session.execute(
+            insert(ThrottleEvent), [{"key": limit.key, "occurred_at": now} for limit in limits]
         )
-        session.execute(insert(LoginFailure), [{"key": key, "failed_at": now} for key in keys])
 
     def reset(self, session: Session, key: str) -> None:
-        session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+        session.execute(delete(ThrottleEvent).where(ThrottleEvent.key == key))
 
 
 class RedisThrottle:
-    """One sorted set of failure times per key, expiring with the window."""
+    """One sorted set of event times per key, expiring with the window."""
 
-    def __init__(self, client: redis.Redis, window: timedelta, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.client = client
-        self.window = window
         self.namespace = namespace
 
     def _name(self, key: str) -> str:
-        return f"{self.namespace}:login-failures:{key}"
+        return f"{self.namespace}:throttle:{key}"
 
     def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
         waits = []
-        since = (now - self.window).timestamp()
         for limit in limits:
             name = self._name(limit.key)
-            self.client.zremrangebyscore(name, "-inf", since)
-            nth = self.client.zrevrange(
-                name, limit.failures - 1, limit.failures - 1, withscores=True
-            )
+            self.client.zremrangebyscore(name, "-inf", (now - limit.window).timestamp())
+            last = limit.events - 1
+            nth = self.client.zrevrange(name, last, last, withscores=True)
             if nth:
-                failed_at = datetime.fromtimestamp(float(nth[0][1]), tz=now.tzinfo)
-                waits.append(_seconds_until(failed_at + self.window, now))
+                occurred_at = datetime.fromtimestamp(float(nth[0][1]), tz=now.tzinfo)
+                waits.append(_seconds_until(occurred_at + limit.window, now))
         return max(waits) if waits else None
 
-    def record_failure(self, session: Session, keys: Sequence[str], now: datetime) -> None:
+    def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None:
         pipeline = self.client.pipeline()
-        for key in keys:
-            name = self._name(key)
+        for limit in limits:
+            name = self._name(limit.key)
             pipeline.zadd(name, {f"{now.timestamp()}:{secrets.token_hex(4)}": now.timestamp()})
-            pipeline.expire(name, math.ceil(self.window.total_seconds()))
+            pipeline.expire(name, math.ceil(limit.window.total_seconds()))
         pipeline.execute()
 
     def reset(self, session: Session, key: str) -> None:
@@ -122,10 +131,9 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 
 @lru_cache
-def get_throttle() -> LoginThrottle:
+def get_throttle() -> Throttle:
     settings = get_settings()
-    window = timedelta(seconds=settings.login_window_seconds)
     if settings.redis_url:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.connect_timeout)
-        return RedisThrottle(client, window, settings.redis_namespace)
-    return DatabaseThrottle(window)
+        return RedisThrottle(client, settings.redis_namespace)
+    return DatabaseThrottle()

@@ -1,4 +1,4 @@
-"""accounts: bearer tokens and failed sign-ins
+"""accounts: bearer tokens and throttle events (failed sign-ins)
 
 Revision ID: 0002
 Revises: 0001
@@ -38,15 +38,15 @@ def upgrade() -> None:
     op.create_index(op.f("ix_tokens_user_id"), "tokens", ["user_id"])
     op.create_index(op.f("ix_tokens_expires_at"), "tokens", ["expires_at"])
     op.create_table(
-        "login_failures",
+        "throttle_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", case_key(400), nullable=False),
-        sa.Column("failed_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_login_failures")),
+        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_throttle_events")),
     )
-    op.create_index("ix_login_failures_key_failed_at", "login_failures", ["key", "failed_at"])
+    op.create_index("ix_throttle_events_key_occurred_at", "throttle_events", ["key", "occurred_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("login_failures")
+    op.drop_table("throttle_events")
     op.drop_table("tokens")
