@@ -33,6 +33,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _database = create_database(config.getoption("--db"))
     os.environ["DATABASE_URL"] = _database.url
     os.environ.pop("USERBASE_AUTO_MIGRATE", None)
+    # Tests deliver the outbox themselves (mail.deliver_due) so they know when mail went out.
+    os.environ["USERBASE_MAIL_BACKGROUND"] = "false"
+    os.environ.pop("USERBASE_SMTP_URL", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -90,6 +90,7 @@ def test_me_answers_the_account_view(client: Any) -> None:
         "display_name": None,
         "is_active": True,
         "is_admin": False,
+        "email_verified": False,
         "created_at": user["created_at"],
     }
 

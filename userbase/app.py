@@ -1,5 +1,7 @@
 """create_app(): routers, error handlers, middleware, offline docs and the start-up schema check."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,12 +18,12 @@ from fastapi.openapi.docs import (
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
 
-from userbase import __version__
+from userbase import __version__, mail
 from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
-from userbase.database import engine
+from userbase.database import SessionLocal, engine
 from userbase.errors import install_error_handlers
-from userbase.routers import auth, health, users
+from userbase.routers import admin, auth, health, pages, users
 from userbase.schema import ensure_schema
 
 logger = logging.getLogger("userbase")
@@ -32,11 +34,34 @@ _DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _ASSETS_URL = "/docs-assets"
 
 
+async def _send_mail_forever(interval: float) -> None:
+    """The outbox sender: every `interval` seconds, deliver what is due."""
+    while True:
+        try:
+            await run_in_threadpool(mail.deliver_due, SessionLocal)
+        except Exception:
+            # The database may be away for a while; mail waits in the outbox meanwhile.
+            logger.exception("mail sender: delivery round failed; next round in %ss", interval)
+        await asyncio.sleep(interval)
+
+
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
+    if not settings.smtp_url:
+        logger.warning(
+            "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
+            "instead of being sent. Fine for development, not for production."
+        )
+    sender = None
+    if settings.mail_background:
+        sender = asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds))
     yield
+    if sender is not None:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
     engine.dispose()
 
 
@@ -84,6 +109,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(users.router)
     app.include_router(auth.router)
+    app.include_router(admin.router)
+    app.include_router(pages.router)
     app.include_router(health.router)
     _add_offline_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

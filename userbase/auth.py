@@ -33,19 +33,41 @@ _TOKEN_OWNER = (
 )
 
 
-class InvalidCredentials(Exception):
+class SignInRefused(Exception):
+    """Why a sign-in failed. `reason` and `user_id` are for the audit trail, not the client."""
+
+    def __init__(self, message: str, *, user_id: int | None, reason: str) -> None:
+        super().__init__(message)
+        self.user_id = user_id
+        self.reason = reason
+
+
+class InvalidCredentials(SignInRefused):
     """Unknown user, wrong password or inactive account: deliberately indistinguishable."""
 
-    def __init__(self) -> None:
-        super().__init__("Incorrect username or password.")
+    def __init__(self, *, user_id: int | None = None, reason: str = "invalid") -> None:
+        super().__init__("Incorrect username or password.", user_id=user_id, reason=reason)
 
 
-class LoginThrottled(Exception):
+class LoginThrottled(SignInRefused):
     """Too many failed sign-ins for this account or client address."""
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("Too many failed sign-ins; try again later.")
+    def __init__(self, retry_after: int, *, user_id: int | None = None) -> None:
+        super().__init__(
+            "Too many failed sign-ins; try again later.", user_id=user_id, reason="throttled"
+        )
         self.retry_after = retry_after
+
+
+class EmailNotVerified(SignInRefused):
+    """The right password, but USERBASE_REQUIRE_VERIFIED_EMAIL is on and the address is not."""
+
+    def __init__(self, *, user_id: int) -> None:
+        super().__init__(
+            "Verify your email address before signing in.",
+            user_id=user_id,
+            reason="email_not_verified",
+        )
 
 
 class NotAuthenticated(Exception):
@@ -61,6 +83,7 @@ class NotAuthenticated(Exception):
 class IssuedToken:
     token: str
     expires_in: int
+    user_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,26 +101,30 @@ def sign_in(
     password: str,
     client_address: str,
     user_agent: str | None,
-) -> IssuedToken | InvalidCredentials:
-    """Check the credentials and issue a token, or return why not (the failure is recorded).
+) -> IssuedToken | SignInRefused:
+    """Check the credentials and issue a token, or return why not.
 
-    Raises LoginThrottled, before looking at the password, while a limit is reached: the right
-    password does not help then. A failure is returned rather than raised so that the request's
-    unit of work commits the failure record.
+    While a limit is reached the answer is LoginThrottled, before the password is even looked
+    at: the right password does not help then. Refusals are returned, not raised, so that the
+    request's unit of work commits the failure count and the audit record.
     """
     throttle = get_throttle()
     now = utcnow()
     user = session.scalars(_USER_BY_LOGIN, {"login": login}).first()
-    account = account_key(user.id if user else None, login)
+    user_id = user.id if user else None
+    account = account_key(user_id, login)
     limits = login_limits(account, address_key(client_address))
     retry_after = throttle.retry_after(session, limits, now)
     if retry_after is not None:
-        raise LoginThrottled(retry_after)
+        return LoginThrottled(retry_after, user_id=user_id)
 
     matches, new_hash = verify_password_or_dummy(password, user.password_hash if user else None)
     if user is None or not matches or not user.is_active:
         throttle.record(session, limits, now)
-        return InvalidCredentials()
+        reason = "unknown_user" if user is None else "wrong_password" if not matches else "inactive"
+        return InvalidCredentials(user_id=user_id, reason=reason)
+    if get_settings().require_verified_email and not user.email_verified:
+        return EmailNotVerified(user_id=user.id)
 
     throttle.reset(session, account)
     if new_hash is not None:
@@ -122,7 +149,7 @@ def issue_token(
         )
     )
     session.flush()
-    return IssuedToken(token=token, expires_in=ttl)
+    return IssuedToken(token=token, expires_in=ttl, user_id=user.id)
 
 
 def resolve_token(session: Session, token: str) -> Principal:

@@ -193,3 +193,45 @@ def purge_tokens(
         if purged < batch_size:
             break
     console.print(f"purged {total} expired tokens")
+
+
+@app.command("send-mail")
+def send_mail() -> None:
+    """Deliver the mails that are due in the outbox, once (the server also does it by itself).
+
+    Example: USERBASE_SMTP_URL=smtp://user:pw@mail.example.com:587 userbase send-mail
+    """
+    from userbase import mail
+    from userbase.database import SessionLocal
+
+    report = mail.deliver_due(SessionLocal, limit=10_000)
+    console.print(f"sent {report.sent}, failed {report.failed} (failed ones are retried later)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("purge-events")
+def purge_events(
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Keep this many days (default USERBASE_EVENTS_RETENTION_DAYS)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
+) -> None:
+    """Delete audit events older than the retention period, a batch per transaction.
+
+    Example: userbase purge-events --days 30
+    """
+    from userbase import audit
+    from userbase.config import get_settings
+    from userbase.database import SessionLocal
+
+    cutoff = audit.retention_cutoff(days or get_settings().events_retention_days)
+    total = 0
+    while True:
+        with SessionLocal.begin() as session:
+            purged = audit.purge_events(session, older_than=cutoff, batch_size=batch_size)
+        total += purged
+        if purged < batch_size:
+            break
+    console.print(f"purged {total} events older than {cutoff:%Y-%m-%d %H:%M} UTC")

@@ -54,6 +54,22 @@ class Settings(BaseSettings):
     # Prefix of every Redis key we write, so several deployments can share one Redis.
     redis_namespace: str = "userbase"
 
+    # Mail. With no SMTP URL, mails are written to the log (development mode).
+    # smtp://user:password@host:587 (STARTTLS when offered, required with credentials),
+    # smtps://user:password@host:465 (TLS from the start).
+    smtp_url: str | None = None
+    mail_from: str = "userbase <no-reply@localhost>"
+    # Where links in mails point: the address people reach this service at.
+    public_url: str = "http://localhost:8000"
+    # Send the outbox from a background task of the server (else run `userbase send-mail`).
+    mail_background: bool = True
+    mail_poll_seconds: float = Field(default=2.0, gt=0)
+    mail_max_attempts: int = Field(default=10, ge=1)
+    verify_token_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    reset_token_ttl_seconds: int = Field(default=30 * 60, ge=60)
+    require_verified_email: bool = False
+    events_retention_days: int = Field(default=90, ge=1)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     log_level: str = "info"

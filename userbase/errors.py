@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from userbase import auth, users
+from userbase import auth, lifecycle, users
 from userbase.db_errors import is_database_unavailable
 from userbase.permissions import Forbidden
 from userbase.responses import dumps
@@ -118,15 +118,19 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 
 # Domain exceptions and their status; the exception's message is the problem's detail.
 _STATUS_OF: dict[type[Exception], int] = {
+    lifecycle.InvalidActionToken: 400,
     auth.InvalidCredentials: 401,
     auth.NotAuthenticated: 401,
     Forbidden: 403,
     users.WrongPassword: 403,
+    auth.EmailNotVerified: 403,
     users.UserNotFound: 404,
     users.UserExists: 409,
     users.LastAdmin: 409,
+    lifecycle.AlreadyVerified: 409,
     PreconditionFailed: 412,
     auth.LoginThrottled: 429,
+    lifecycle.RateLimited: 429,
 }
 # For the OpenAPI document: routes list the problems they can answer with.
 PROBLEM_RESPONSE: dict[str, Any] = {
@@ -141,7 +145,7 @@ def problem_response(request: Request, exc: Exception) -> ProblemResponse:
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: say which scheme would work
-    if isinstance(exc, auth.LoginThrottled):
+    if isinstance(exc, auth.LoginThrottled | lifecycle.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     return problem(status, str(exc), instance=request.url.path, headers=headers)
 

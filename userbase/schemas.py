@@ -51,9 +51,10 @@ class UserPrivate(BaseModel):
 
 
 class UserAccount(UserPrivate):
-    """The account as its owner and admins see it: the private view plus the admin flag."""
+    """The account as its owner and admins see it: the private view plus flags."""
 
     is_admin: bool
+    email_verified: bool
 
 
 class UserUpdate(BaseModel):
@@ -82,11 +83,50 @@ class PasswordChange(BaseModel):
     new_password: Password
 
 
+# Tokens we mail are 43 URL-safe characters; anything longer is not one of ours.
+ActionTokenText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class ActionTokenIn(BaseModel):
+    """Body of POST /auth/verify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: ActionTokenText
+
+
+class ForgotPassword(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: ActionTokenText
+    new_password: Password
+
+
+class SecurityEventOut(BaseModel):
+    """One entry of the audit trail, as admins see it."""
+
+    id: int
+    kind: str
+    user_id: int | None
+    actor_id: int | None
+    client_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    detail: str | None
+    created_at: datetime
+
+
 class TokenOut(BaseModel):
     """A bearer token, as OAuth2's password flow answers it."""
 
     access_token: str
-    token_type: str = "bearer"  # noqa: S105 (the OAuth2 token type, not a secret)
+    token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires.")
 
 

@@ -13,7 +13,7 @@ from userbase.config import get_settings
 
 # 32 random bytes, URL-safe base64 without padding: always 43 characters.
 TOKEN_BYTES = 32
-TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # noqa: S105 (a shape, not a secret)
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"
 
 
 @lru_cache

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,6 +119,11 @@ def get_public_user(session: Session, user_id: int) -> Row[int, str, str | None,
     return row
 
 
+def find_by_email(session: Session, email: str) -> User | None:
+    """The user with this address, compared the way the unique constraint compares them."""
+    return session.scalars(select(User).where(User.email_key == func.lower(email))).first()
+
+
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -142,6 +147,8 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> None:
         and (changes.get("is_admin") is False or changes.get("is_active") is False)
     ):
         _ensure_another_active_admin(session, user)
+    if "email" in changes and changes["email"] != user.email:
+        user.email_verified = False  # the caller mails a link for the new address
     for field, value in changes.items():
         setattr(user, field, value)
     try:

@@ -1,4 +1,4 @@
-"""/auth/: sign in for a bearer token, sign out."""
+"""/auth/: sign in and out, verify an address, reset a forgotten password."""
 
 from typing import Annotated
 
@@ -6,26 +6,40 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.responses import Response
 
-from userbase import auth
+from userbase import audit, auth, lifecycle
+from userbase.audit import EventKind
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE, problem_response
+from userbase.errors import PROBLEM_RESPONSE as PROBLEM
+from userbase.errors import problem_response
 from userbase.responses import JSONBytes
-from userbase.routers.dependencies import ClientAddress, PrincipalDep
-from userbase.schemas import TokenOut
+from userbase.routers.dependencies import ClientAddress, PrincipalDep, RequestContextDep
+from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, TokenOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 
+_REFUSAL_EVENTS = {
+    auth.LoginThrottled: EventKind.LOGIN_THROTTLED,
+    auth.InvalidCredentials: EventKind.LOGIN_FAILED,
+    auth.EmailNotVerified: EventKind.LOGIN_FAILED,
+}
+# One answer whether or not the address has an account.
+_RESET_REQUESTED = {"detail": "If an account has this address, a reset link is on its way."}
+
 
 @router.post(
     "/token",
     response_model=TokenOut,
-    responses={401: PROBLEM_RESPONSE, 422: PROBLEM_RESPONSE, 429: PROBLEM_RESPONSE},
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
     summary="Sign in: exchange a username (or email) and password for a bearer token",
 )
 def sign_in(
-    form: PasswordForm, request: Request, db: SessionDep, address: ClientAddress
+    form: PasswordForm,
+    request: Request,
+    db: SessionDep,
+    address: ClientAddress,
+    context: RequestContextDep,
 ) -> Response:
     """OAuth2 password flow; works with the Authorize button of /docs."""
     outcome = auth.sign_in(
@@ -35,9 +49,12 @@ def sign_in(
         client_address=address,
         user_agent=request.headers.get("user-agent"),
     )
-    if isinstance(outcome, auth.InvalidCredentials):
-        # Returned, not raised: the failed attempt must be committed for the throttle to count.
+    if isinstance(outcome, auth.SignInRefused):
+        kind = _REFUSAL_EVENTS[type(outcome)]
+        audit.record(db, kind, context, user_id=outcome.user_id, detail=outcome.reason)
+        # Returned, not raised: the failure count and the audit record must be committed.
         return problem_response(request, outcome)
+    audit.record(db, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
     return JSONBytes(
         {"access_token": outcome.token, "token_type": "bearer", "expires_in": outcome.expires_in},
         headers={"Cache-Control": "no-store"},
@@ -47,9 +64,61 @@ def sign_in(
 @router.post(
     "/logout",
     status_code=204,
-    responses={401: PROBLEM_RESPONSE},
+    responses={401: PROBLEM},
     summary="Revoke the token sent with this request",
 )
-def sign_out(principal: PrincipalDep, db: SessionDep) -> Response:
+def sign_out(principal: PrincipalDep, db: SessionDep, context: RequestContextDep) -> Response:
     auth.revoke_token(db, principal.token_id)
+    audit.record(db, EventKind.LOGOUT, context, user_id=principal.user.id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/verify",
+    responses={400: PROBLEM, 422: PROBLEM},
+    summary="Mark an email address verified with the token mailed to it",
+)
+def verify_email(body: ActionTokenIn, db: SessionDep, context: RequestContextDep) -> Response:
+    user = lifecycle.verify_email(db, body.token)
+    audit.record(db, EventKind.EMAIL_VERIFIED, context, user_id=user.id)
+    return JSONBytes({"email": user.email, "email_verified": True})
+
+
+@router.post(
+    "/verify/resend",
+    status_code=202,
+    responses={401: PROBLEM, 409: PROBLEM, 429: PROBLEM},
+    summary="Mail a new verification link to the signed-in user",
+)
+def resend_verification(principal: PrincipalDep, db: SessionDep) -> Response:
+    lifecycle.resend_verification(db, principal.user)
+    return JSONBytes({"detail": "A new verification link is on its way."}, status_code=202)
+
+
+@router.post(
+    "/forgot-password",
+    status_code=202,
+    responses={422: PROBLEM, 429: PROBLEM},
+    summary="Mail a password reset link, if an account has this address",
+)
+def forgot_password(
+    body: ForgotPassword, db: SessionDep, address: ClientAddress, context: RequestContextDep
+) -> Response:
+    """Always the same 202 answer, so it cannot tell who has an account."""
+    user = lifecycle.request_password_reset(db, body.email, address)
+    if user is not None:
+        audit.record(db, EventKind.PASSWORD_RESET_REQUESTED, context, user_id=user.id)
+    return JSONBytes(_RESET_REQUESTED, status_code=202)
+
+
+@router.post(
+    "/reset-password",
+    status_code=204,
+    responses={400: PROBLEM, 422: PROBLEM},
+    summary="Set a new password with the token of a reset mail",
+)
+def reset_password(body: PasswordReset, db: SessionDep, context: RequestContextDep) -> Response:
+    """Every bearer token of the user is revoked and the reset link is burnt."""
+    user = lifecycle.reset_password(db, body.token, body.new_password)
+    audit.record(db, EventKind.PASSWORD_RESET, context, user_id=user.id)
     return Response(status_code=204)

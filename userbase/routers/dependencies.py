@@ -1,14 +1,17 @@
 """Annotated dependencies shared by routers: the signed-in user and the client's address."""
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from userbase import auth
+from userbase.audit import RequestContext
 from userbase.client_address import client_address
 from userbase.config import get_settings
 from userbase.database import SessionDep
+from userbase.permissions import Forbidden
 
 # auto_error=False: we raise our own NotAuthenticated, which errors.py turns into problem+json.
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -34,6 +37,27 @@ def get_client_address(request: Request) -> str:
     )
 
 
+# What a request id may look like when a client or proxy sends one (else we do not record it).
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def get_request_context(request: Request, address: "ClientAddress") -> RequestContext:
+    request_id = getattr(request.state, "request_id", None) or request.headers.get("x-request-id")
+    return RequestContext(
+        client_address=address,
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id if request_id and _REQUEST_ID.match(request_id) else None,
+    )
+
+
+def get_admin(principal: "PrincipalDep") -> auth.Principal:
+    if not principal.user.is_admin:
+        raise Forbidden("Only an admin may do this.")
+    return principal
+
+
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
 OptionalPrincipalDep = Annotated[auth.Principal | None, Depends(get_optional_principal)]
 ClientAddress = Annotated[str, Depends(get_client_address)]
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+AdminDep = Annotated[auth.Principal, Depends(get_admin)]

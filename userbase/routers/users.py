@@ -5,13 +5,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from userbase import users
+from userbase import audit, lifecycle, users
+from userbase.audit import EventKind, RequestContext
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.models import User
 from userbase.permissions import ensure_can_manage, ensure_may_change
 from userbase.responses import JSONBytes
-from userbase.routers.dependencies import OptionalPrincipalDep, PrincipalDep
+from userbase.routers.dependencies import (
+    OptionalPrincipalDep,
+    PrincipalDep,
+    RequestContextDep,
+)
 from userbase.routers.etags import ensure_if_match, etag_for
 from userbase.schemas import (
     PasswordChange,
@@ -47,6 +52,7 @@ def _account(user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "is_active": user.is_active,
         "is_admin": user.is_admin,
+        "email_verified": user.email_verified,
         "created_at": user.created_at,
     }
 
@@ -65,8 +71,9 @@ def _known_id(user_id: int) -> int:
     summary="Create a user",
 )
 @router.post("", status_code=201, include_in_schema=False)
-def create_user(body: UserCreate, db: SessionDep) -> Response:
-    """Create a user. The password is stored only as its argon2id hash."""
+def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) -> Response:
+    """Create a user and mail them a link to verify the address. The password is stored only
+    as its argon2id hash."""
     # Hash before the first statement: the transaction (and SQLite's write lock) starts later.
     password_hash = hash_password(body.password)
     user = users.create_user(
@@ -76,6 +83,8 @@ def create_user(body: UserCreate, db: SessionDep) -> Response:
         password_hash=password_hash,
         display_name=body.display_name,
     )
+    lifecycle.start_email_verification(db, user)
+    audit.record(db, EventKind.USER_CREATED, context, user_id=user.id)
     content = {
         "id": user.id,
         "username": user.username,
@@ -136,9 +145,12 @@ def read_me(principal: PrincipalDep) -> Response:
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
     summary="Change your password; every token of yours is revoked",
 )
-def change_password(body: PasswordChange, principal: PrincipalDep, db: SessionDep) -> Response:
+def change_password(
+    body: PasswordChange, principal: PrincipalDep, db: SessionDep, context: RequestContextDep
+) -> Response:
     user = users.lock_user(db, principal.user.id)
     users.change_password(db, user, current=body.current_password, new=body.new_password)
+    audit.record(db, EventKind.PASSWORD_CHANGED, context, user_id=user.id)
     return Response(status_code=204)
 
 
@@ -176,6 +188,7 @@ def update_user(
     body: UserUpdate,
     principal: PrincipalDep,
     db: SessionDep,
+    context: RequestContextDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Owners may change display_name and email; admins also is_active and is_admin.
@@ -189,8 +202,34 @@ def update_user(
     ensure_may_change(principal.user, changes)
     user = users.lock_user(db, user_id)
     ensure_if_match(if_match, user.version)
+    before = {field: getattr(user, field) for field in changes}
     users.update_user(db, user, changes)
+    _audit_changes(db, context, user, before, actor_id=principal.user.id)
     return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
+
+
+_CHANGE_EVENTS = {
+    "email": EventKind.EMAIL_CHANGED,
+    "is_admin": EventKind.ROLE_CHANGED,
+    "is_active": EventKind.ACTIVATION_CHANGED,
+}
+
+
+def _audit_changes(
+    db: SessionDep,
+    context: RequestContext,
+    user: User,
+    before: dict[str, Any],
+    *,
+    actor_id: int,
+) -> None:
+    for field, kind in _CHANGE_EVENTS.items():
+        if field in before and before[field] != getattr(user, field):
+            # The new address is sent a verification link; flags are recorded with their value.
+            detail = None if field == "email" else f"{field}={getattr(user, field)}"
+            audit.record(db, kind, context, user_id=user.id, actor_id=actor_id, detail=detail)
+    if "email" in before and before["email"] != user.email:
+        lifecycle.start_email_verification(db, user)
 
 
 @router.delete(
@@ -203,6 +242,7 @@ def delete_user(
     user_id: int,
     principal: PrincipalDep,
     db: SessionDep,
+    context: RequestContextDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     _known_id(user_id)
@@ -210,4 +250,5 @@ def delete_user(
     user = users.lock_user(db, user_id)
     ensure_if_match(if_match, user.version)
     users.delete_user(db, user)
+    audit.record(db, EventKind.USER_DELETED, context, user_id=user_id, actor_id=principal.user.id)
     return Response(status_code=204)

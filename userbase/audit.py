@@ -1,0 +1,101 @@
+"""The audit trail of security events: record, list (keyset-paged) and purge. No HTTP here."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from userbase.models import SecurityEvent, utcnow
+
+USER_AGENT_MAX = 200
+
+
+class EventKind(StrEnum):
+    USER_CREATED = "user_created"
+    LOGIN_SUCCEEDED = "login_succeeded"
+    LOGIN_FAILED = "login_failed"
+    LOGIN_THROTTLED = "login_throttled"
+    LOGOUT = "logout"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"
+    PASSWORD_RESET = "password_reset"
+    EMAIL_CHANGED = "email_changed"
+    EMAIL_VERIFIED = "email_verified"
+    ROLE_CHANGED = "role_changed"
+    ACTIVATION_CHANGED = "activation_changed"
+    USER_DELETED = "user_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """Where a request came from, as the audit trail records it."""
+
+    client_address: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: Sequence[SecurityEvent]
+    next_after: int | None
+
+
+def record(
+    session: Session,
+    kind: EventKind,
+    context: RequestContext | None,
+    *,
+    user_id: int | None,
+    actor_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """Add an event to the caller's unit of work. `detail` is for admins, never a secret."""
+    session.add(
+        SecurityEvent(
+            kind=kind.value,
+            user_id=user_id,
+            actor_id=actor_id,
+            client_address=context.client_address if context else None,
+            user_agent=(context.user_agent or "")[:USER_AGENT_MAX] or None if context else None,
+            request_id=context.request_id if context else None,
+            detail=detail,
+            created_at=utcnow(),
+        )
+    )
+
+
+def list_events(
+    session: Session,
+    *,
+    user_id: int | None,
+    kind: str | None,
+    after: int,
+    limit: int,
+) -> EventPage:
+    statement = select(SecurityEvent).where(SecurityEvent.id > after)
+    if user_id is not None:
+        statement = statement.where(SecurityEvent.user_id == user_id)
+    if kind is not None:
+        statement = statement.where(SecurityEvent.kind == kind)
+    events = session.scalars(statement.order_by(SecurityEvent.id).limit(limit + 1)).all()
+    if len(events) > limit:
+        return EventPage(events=events[:limit], next_after=events[limit - 1].id)
+    return EventPage(events=events, next_after=None)
+
+
+def purge_events(session: Session, *, older_than: datetime, batch_size: int = 1000) -> int:
+    """Delete up to batch_size events older than `older_than`; callers commit per batch."""
+    ids = session.scalars(
+        select(SecurityEvent.id).where(SecurityEvent.created_at < older_than).limit(batch_size)
+    ).all()
+    if ids:
+        session.execute(delete(SecurityEvent).where(SecurityEvent.id.in_(ids)))
+    return len(ids)
+
+
+def retention_cutoff(days: int) -> datetime:
+    return utcnow() - timedelta(days=days)

@@ -1,0 +1,176 @@
+"""Account lifecycle by mail: verify an address, reset a forgotten password. No HTTP here."""
+
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from userbase import mail, users
+from userbase.config import get_settings
+from userbase.models import ActionToken, User, utcnow
+from userbase.security import new_token, token_digest
+from userbase.throttle import Limit, get_throttle
+
+# A user may ask for a new verification mail 3 times an hour; an address gets at most 3 reset
+# mails an hour, and one client may ask for 20 resets an hour, whatever the addresses.
+RESEND_LIMIT = (3, timedelta(hours=1))
+RESET_MAILS_PER_ADDRESS = (3, timedelta(hours=1))
+RESET_REQUESTS_PER_CLIENT = (20, timedelta(hours=1))
+
+
+class TokenKind(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+class InvalidActionToken(Exception):
+    """Unknown, used, expired, or of another kind: one answer for all."""
+
+    def __init__(self) -> None:
+        super().__init__("This link is invalid, was already used, or has expired.")
+
+
+class AlreadyVerified(Exception):
+    def __init__(self) -> None:
+        super().__init__("This email address is already verified.")
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many requests of this kind; try again later.")
+        self.retry_after = retry_after
+
+
+def _issue(session: Session, user: User, kind: TokenKind, ttl: timedelta) -> str:
+    token, digest = new_token()
+    now = utcnow()
+    session.add(
+        ActionToken(
+            user_id=user.id,
+            kind=kind.value,
+            token_hash=digest,
+            email=user.email if kind is TokenKind.VERIFY_EMAIL else None,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    return token
+
+
+def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken, User]:
+    """The live token of this kind and its user, locked; burnt (used) from now on."""
+    now = utcnow()
+    row = session.execute(
+        select(ActionToken, User)
+        .join(User, User.id == ActionToken.user_id)
+        .where(
+            ActionToken.token_hash == token_digest(token),
+            ActionToken.kind == kind.value,
+            ActionToken.used_at.is_(None),
+            ActionToken.expires_at > now,
+        )
+        .with_for_update()
+    ).first()
+    if row is None:
+        raise InvalidActionToken
+    action, user = row
+    # Compare-and-set, so two concurrent uses of one token cannot both succeed.
+    burnt = session.execute(
+        update(ActionToken)
+        .where(ActionToken.id == action.id, ActionToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if burnt.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidActionToken
+    return action, user
+
+
+def start_email_verification(session: Session, user: User) -> None:
+    """Mark the address unverified and mail a link that verifies it."""
+    settings = get_settings()
+    ttl = timedelta(seconds=settings.verify_token_ttl_seconds)
+    user.email_verified = False
+    token = _issue(session, user, TokenKind.VERIFY_EMAIL, ttl)
+    mail.enqueue(
+        session,
+        user.email,
+        "verify_email",
+        username=user.username,
+        email=user.email,
+        # In the fragment: browsers do not send it to servers, proxies or Referer headers.
+        link=f"{settings.public_url.rstrip('/')}/verify-email#token={token}",
+        hours=str(int(ttl.total_seconds() // 3600)),
+    )
+    session.flush()
+
+
+def resend_verification(session: Session, user: User) -> None:
+    if user.email_verified:
+        raise AlreadyVerified
+    events, window = RESEND_LIMIT
+    limits = [Limit(f"verify-mail:{user.id}", events, window)]
+    throttle = get_throttle()
+    retry_after = throttle.retry_after(session, limits, utcnow())
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+    throttle.record(session, limits, utcnow())
+    start_email_verification(session, user)
+
+
+def verify_email(session: Session, token: str) -> User:
+    """Mark the address the token was sent to as verified (once)."""
+    action, user = _redeem(session, token, TokenKind.VERIFY_EMAIL)
+    if action.email != user.email:
+        raise InvalidActionToken  # the address changed since: this link verified the old one
+    user.email_verified = True
+    session.flush()
+    return user
+
+
+def request_password_reset(session: Session, email: str, client_address: str) -> User | None:
+    """Mail a reset link when an active account has this address; the caller answers the same
+    either way. Returns the user mailed, if any, for the audit trail."""
+    settings = get_settings()
+    throttle = get_throttle()
+    now = utcnow()
+    client_limit = [Limit(f"reset-client:{client_address}", *RESET_REQUESTS_PER_CLIENT)]
+    retry_after = throttle.retry_after(session, client_limit, now)
+    if retry_after is not None:
+        raise RateLimited(retry_after)
+    throttle.record(session, client_limit, now)
+
+    user = users.find_by_email(session, email)
+    if user is None or not user.is_active:
+        return None
+    address_limit = [Limit(f"reset-mail:{user.id}", *RESET_MAILS_PER_ADDRESS)]
+    if throttle.retry_after(session, address_limit, now) is not None:
+        return None  # silently: a 429 here would tell who has an account
+    throttle.record(session, address_limit, now)
+    ttl = timedelta(seconds=settings.reset_token_ttl_seconds)
+    token = _issue(session, user, TokenKind.RESET_PASSWORD, ttl)
+    mail.enqueue(
+        session,
+        user.email,
+        "reset_password",
+        username=user.username,
+        link=f"{settings.public_url.rstrip('/')}/reset-password#token={token}",
+        minutes=str(int(ttl.total_seconds() // 60)),
+    )
+    return user
+
+
+def reset_password(session: Session, token: str, new_password: str) -> User:
+    """Set the password, revoke every bearer token, and burn every reset link of the user."""
+    _, user = _redeem(session, token, TokenKind.RESET_PASSWORD)
+    session.execute(
+        update(ActionToken)
+        .where(
+            ActionToken.user_id == user.id,
+            ActionToken.kind == TokenKind.RESET_PASSWORD.value,
+            ActionToken.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+    )
+    users.set_password(session, user, new_password)
+    return user

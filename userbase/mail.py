@@ -1,0 +1,192 @@
+"""Outgoing mail: templates, an outbox written in the caller's transaction, and its delivery.
+
+A request never talks to SMTP. It adds a row to the outbox in its own unit of work, so the mail
+exists exactly when the change that caused it was committed; a sender delivers the outbox
+afterwards, with retries and back-off, so an SMTP outage delays mail but loses none.
+"""
+
+import html
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from importlib.resources import files
+from string import Template
+from urllib.parse import unquote, urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from userbase.config import Settings, get_settings
+from userbase.models import OutboxMail, utcnow
+
+logger = logging.getLogger("userbase.mail")
+
+# How long a sender owns a mail it is sending; another sender may retry it after that.
+LEASE = timedelta(minutes=2)
+SMTP_TIMEOUT_SECONDS = 10
+BACKOFF_FIRST = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+def render(template: str, **values: str) -> RenderedMail:
+    """Fill a template pair from userbase/mail_templates/ (first line of the .txt: subject)."""
+    folder = files("userbase") / "mail_templates"
+    subject, _, text = (folder / f"{template}.txt").read_text().partition("\n")
+    markup = (folder / f"{template}.html").read_text()
+    escaped = {key: html.escape(value) for key, value in values.items()}
+    return RenderedMail(
+        subject=Template(subject).substitute(values).strip(),
+        text=Template(text).substitute(values).strip() + "\n",
+        html=Template(markup).substitute(escaped),
+    )
+
+
+def enqueue(session: Session, recipient: str, template: str, **values: str) -> None:
+    """Add a mail to the outbox; it is sent only if the caller's transaction commits."""
+    mail = render(template, **values)
+    session.add(
+        OutboxMail(
+            recipient=recipient,
+            subject=mail.subject,
+            text_body=mail.text,
+            html_body=mail.html,
+            next_attempt_at=utcnow(),
+            attempts=0,
+        )
+    )
+
+
+def backoff(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s, ... up to an hour between attempts."""
+    return min(BACKOFF_FIRST * (1 << max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+
+
+def deliver_due(session_factory: sessionmaker[Session], *, limit: int = 50) -> DeliveryReport:
+    """Send the mails that are due, each in its own short transactions; never holds a lock
+    while talking to SMTP (a lease, taken by compare-and-set, keeps senders from doubling up)."""
+    settings = get_settings()
+    report = DeliveryReport()
+    for mail_id in _due_ids(session_factory, settings, limit):
+        now = utcnow()
+        mail = _claim(session_factory, mail_id, now)
+        if mail is None:
+            continue  # another sender has it
+        try:
+            _send(mail, settings)
+        except (OSError, smtplib.SMTPException) as exc:
+            report.failed += 1
+            logger.warning("mail %s not sent (attempt %s): %s", mail.id, mail.attempts + 1, exc)
+            _finish(session_factory, mail, sent_at=None, error=str(exc))
+        else:
+            report.sent += 1
+            _finish(session_factory, mail, sent_at=utcnow(), error=None)
+    return report
+
+
+def _due_ids(session_factory: sessionmaker[Session], settings: Settings, limit: int) -> list[int]:
+    with session_factory() as session:
+        return list(
+            session.scalars(
+                select(OutboxMail.id)
+                .where(
+                    OutboxMail.sent_at.is_(None),
+                    OutboxMail.next_attempt_at <= utcnow(),
+                    OutboxMail.attempts < settings.mail_max_attempts,
+                )
+                .order_by(OutboxMail.id)
+                .limit(limit)
+            )
+        )
+
+
+def _claim(
+    session_factory: sessionmaker[Session], mail_id: int, now: datetime
+) -> OutboxMail | None:
+    with session_factory.begin() as session:
+        mail = session.get(OutboxMail, mail_id)
+        if mail is None or mail.sent_at is not None or mail.next_attempt_at > now:
+            return None
+        claimed = session.execute(
+            update(OutboxMail)
+            .where(OutboxMail.id == mail_id, OutboxMail.next_attempt_at == mail.next_attempt_at)
+            .values(next_attempt_at=now + LEASE)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        session.expunge(mail)
+        return mail
+
+
+def _finish(
+    session_factory: sessionmaker[Session],
+    mail: OutboxMail,
+    *,
+    sent_at: datetime | None,
+    error: str | None,
+) -> None:
+    attempts = mail.attempts + 1
+    values: dict[str, object] = {"attempts": attempts, "last_error": error[:500] if error else None}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    else:
+        values["next_attempt_at"] = utcnow() + backoff(attempts)
+    with session_factory.begin() as session:
+        session.execute(update(OutboxMail).where(OutboxMail.id == mail.id).values(**values))
+
+
+def _message(mail: OutboxMail, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    message["Message-ID"] = make_msgid(domain="userbase")
+    message.set_content(mail.text_body)
+    message.add_alternative(mail.html_body, subtype="html")
+    return message
+
+
+def _send(mail: OutboxMail, settings: Settings) -> None:
+    if not settings.smtp_url:
+        # Development mode (announced at start-up): the mail, link included, goes to the log.
+        logger.info("mail to %s: %s\n%s", mail.recipient, mail.subject, mail.text_body)
+        return
+    url = urlsplit(settings.smtp_url)
+    host = url.hostname or "localhost"
+    context = ssl.create_default_context()
+    if url.scheme == "smtps":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, url.port or 465, timeout=SMTP_TIMEOUT_SECONDS, context=context
+        )
+    elif url.scheme == "smtp":
+        client = smtplib.SMTP(host, url.port or 587, timeout=SMTP_TIMEOUT_SECONDS)
+    else:
+        raise smtplib.SMTPException(f"unsupported scheme {url.scheme!r} in USERBASE_SMTP_URL")
+    with client:
+        if url.scheme == "smtp":
+            client.ehlo()
+            if client.has_extn("starttls"):
+                client.starttls(context=context)
+                client.ehlo()
+            elif url.username:
+                # Never send credentials in clear text.
+                raise smtplib.SMTPException("the SMTP server offers no STARTTLS for the login")
+        if url.username:
+            client.login(unquote(url.username), unquote(url.password or ""))
+        client.send_message(_message(mail, settings))
