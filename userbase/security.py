@@ -10,6 +10,14 @@ from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import get_settings
+from userbase.legacy_hashes import DjangoPbkdf2Hasher, DjangoScryptHasher, LegacyBcryptHasher
+
+_FORMAT_NAMES = {
+    Argon2Hasher: "argon2",
+    LegacyBcryptHasher: "bcrypt",
+    DjangoPbkdf2Hasher: "django-pbkdf2-sha256",
+    DjangoScryptHasher: "django-scrypt",
+}
 
 # 32 random bytes, URL-safe base64 without padding: always 43 characters.
 TOKEN_BYTES = 32
@@ -19,6 +27,8 @@ TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"
 @lru_cache
 def _password_hash() -> PasswordHash:
     settings = get_settings()
+    # The first hasher makes every new hash; the others only verify hashes brought in from
+    # other systems, which are replaced by argon2id at the first successful sign-in.
     return PasswordHash(
         (
             Argon2Hasher(
@@ -26,8 +36,19 @@ def _password_hash() -> PasswordHash:
                 memory_cost=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
             ),
+            LegacyBcryptHasher(),
+            DjangoPbkdf2Hasher(),
+            DjangoScryptHasher(),
         )
     )
+
+
+def hash_format(password_hash: str) -> str | None:
+    """The name of a hash format we can verify (argon2, bcrypt, ...), or None."""
+    for hasher in _password_hash().hashers:
+        if hasher.identify(password_hash):
+            return _FORMAT_NAMES[type(hasher)]
+    return None
 
 
 @lru_cache
