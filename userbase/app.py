@@ -23,7 +23,7 @@ from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
 from userbase.errors import install_error_handlers
-from userbase.routers import admin, auth, health, pages, users
+from userbase.routers import admin, auth, health, pages, sessions, users
 from userbase.schema import ensure_schema
 
 logger = logging.getLogger("userbase")
@@ -107,6 +107,8 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    # sessions first: its /users/me/... paths must win over /users/{user_id}/... ones.
+    app.include_router(sessions.router)
     app.include_router(users.router)
     app.include_router(auth.router)
     app.include_router(admin.router)

@@ -27,6 +27,8 @@ class EventKind(StrEnum):
     ROLE_CHANGED = "role_changed"
     ACTIVATION_CHANGED = "activation_changed"
     USER_DELETED = "user_deleted"
+    SESSION_REVOKED = "session_revoked"
+    ACCOUNT_UNLOCKED = "account_unlocked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Signing in and bearer tokens: credentials, issuing, resolving and revoking. No HTTP here."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from userbase.throttle import account_key, address_key, get_throttle, login_limi
 # last_used_at is written at most this often per token: a read should rarely cost a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 USER_AGENT_MAX = 200
+MAX_TOKEN_ID = 2_147_483_647
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 
@@ -77,6 +79,11 @@ class NotAuthenticated(Exception):
         self, detail: str = "Sign in and send the token as 'Authorization: Bearer'."
     ) -> None:
         super().__init__(detail)
+
+
+class SessionNotFound(Exception):
+    def __init__(self, token_id: int) -> None:
+        super().__init__(f"No live session with id {token_id}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +201,40 @@ def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
     if ids:
         session.execute(delete(Token).where(Token.id.in_(ids)))
     return len(ids)
+
+
+def list_sessions(session: Session, user_id: int) -> Sequence[Token]:
+    """The user's live tokens, newest first (their digests are never shown)."""
+    return session.scalars(
+        select(Token)
+        .where(Token.user_id == user_id, Token.expires_at > utcnow())
+        .order_by(Token.id.desc())
+    ).all()
+
+
+def revoke_session(session: Session, user_id: int, token_id: int) -> None:
+    """Revoke one token of this user; SessionNotFound if they have no such live token."""
+    if not 1 <= token_id <= MAX_TOKEN_ID:
+        raise SessionNotFound(token_id)
+    deleted = session.execute(delete(Token).where(Token.id == token_id, Token.user_id == user_id))
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]
+        raise SessionNotFound(token_id)
+
+
+def revoke_other_sessions(session: Session, user_id: int, keep_token_id: int | None) -> None:
+    statement = delete(Token).where(Token.user_id == user_id)
+    if keep_token_id is not None:
+        statement = statement.where(Token.id != keep_token_id)
+    session.execute(statement)
+
+
+def lockout(session: Session, user_id: int) -> int | None:
+    """Seconds the account stays locked by the sign-in throttle, or None if it is not."""
+    account = account_key(user_id, "")
+    limits = login_limits(account, address_key("-"))[:1]
+    return get_throttle().retry_after(session, limits, utcnow())
+
+
+def unlock(session: Session, user_id: int) -> None:
+    """Forget the account's failed sign-ins (client-address counts are left alone)."""
+    get_throttle().reset(session, account_key(user_id, ""))

@@ -125,6 +125,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     users.WrongPassword: 403,
     auth.EmailNotVerified: 403,
     users.UserNotFound: 404,
+    auth.SessionNotFound: 404,
     users.UserExists: 409,
     users.LastAdmin: 409,
     lifecycle.AlreadyVerified: 409,

@@ -89,6 +89,11 @@ class User(Base):
     __table_args__ = (
         UniqueConstraint("username_key"),
         UniqueConstraint("email_key"),
+        # For the admins' filters on the id-ordered list: (flag, id) serves
+        # "WHERE is_admin AND id > :after ORDER BY id LIMIT n" as one index range.
+        Index("ix_users_is_admin_id", "is_admin", "id"),
+        Index("ix_users_is_active_id", "is_active", "id"),
+        Index("ix_users_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
 from userbase.models import DISPLAY_NAME_MAX, EMAIL_MAX, USERNAME_MAX
 
@@ -28,6 +28,35 @@ class UserCreate(BaseModel):
     email: Email
     password: Password
     display_name: DisplayName | None = None
+
+
+class BatchUserIn(BaseModel):
+    """One user of POST /users/batch: like POST /users/, with a password or a password hash
+    brought from another system (argon2, bcrypt, Django pbkdf2_sha256 or scrypt)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    email: Email
+    password: Password | None = None
+    password_hash: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    display_name: DisplayName | None = None
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "BatchUserIn":
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give either password or password_hash")
+        return self
+
+
+class BatchItemOut(BaseModel):
+    """The outcome of one user of a batch: its index in the request, a status, and the new
+    user's id or the problem."""
+
+    index: int
+    status: int
+    id: int | None = None
+    error: dict[str, Any] | None = None
 
 
 class UserPublic(BaseModel):
@@ -106,6 +135,23 @@ class PasswordReset(BaseModel):
 
     token: ActionTokenText
     new_password: Password
+
+
+class SessionOut(BaseModel):
+    """A live bearer token, as its owner (or an admin) sees it: never the token itself."""
+
+    id: int
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    client_address: str | None
+    user_agent: str | None
+    current: bool
+
+
+class LockoutOut(BaseModel):
+    locked: bool
+    retry_after: int | None = Field(description="Seconds until sign-in is allowed again.")
 
 
 class SecurityEventOut(BaseModel):

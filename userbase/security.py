@@ -3,6 +3,8 @@
 import hashlib
 import secrets
 import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from pwdlib import PasswordHash
@@ -62,6 +64,15 @@ def hash_password(password: str) -> str:
     """The argon2id hash of `password`. Blocking and CPU-bound: call it from a worker thread."""
     with _hash_slots():
         return _password_hash().hash(password)
+
+
+def hash_passwords(passwords: Sequence[str]) -> Iterator[str]:
+    """Hash many passwords, as many at once as the hashing slots allow; in order."""
+    if not passwords:
+        return iter(())
+    workers = min(len(passwords), get_settings().hash_concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return iter(list(pool.map(hash_password, passwords)))
 
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:

@@ -19,6 +19,9 @@ _AFTER_ALL = "\U0010ffff"
 
 PUBLIC_COLUMNS = (User.id, User.username, User.display_name, User.created_at)
 PublicRow = Row[int, str, str | None, datetime]
+# ids are 32-bit integers on every engine; a larger one cannot name a row (and PostgreSQL would
+# refuse to compare it with an integer column).
+MAX_ID = 2_147_483_647
 # Fields a user may change on their own account; admins may also change the ADMIN_ONLY ones.
 SELF_SERVICE_FIELDS = frozenset({"display_name", "email"})
 ADMIN_ONLY_FIELDS = frozenset({"is_active", "is_admin"})
@@ -85,6 +88,37 @@ class Page:
     next_after: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class AdminFilters:
+    """Filters only admins may use on the user list; every one is backed by an index."""
+
+    email: str | None = None
+    email_prefix: str | None = None
+    is_active: bool | None = None
+    is_admin: bool | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def any(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.email,
+                self.email_prefix,
+                self.is_active,
+                self.is_admin,
+                self.created_after,
+                self.created_before,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    users: Sequence[User]
+    next_after: int | None
+
+
 def create_user(
     session: Session,
     *,
@@ -113,6 +147,7 @@ def _clashing_field(exc: IntegrityError) -> str:
 
 def get_public_user(session: Session, user_id: int) -> Row[int, str, str | None, datetime, int]:
     """The public columns of one user and its version, or UserNotFound."""
+    _ensure_possible(user_id)
     row = session.execute(_SELECT_PUBLIC, {"user_id": user_id}).first()
     if row is None:
         raise UserNotFound(user_id)
@@ -124,7 +159,13 @@ def find_by_email(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email_key == func.lower(email))).first()
 
 
+def _ensure_possible(user_id: int) -> None:
+    if not 1 <= user_id <= MAX_ID:
+        raise UserNotFound(user_id)
+
+
 def get_user(session: Session, user_id: int) -> User:
+    _ensure_possible(user_id)
     user = session.get(User, user_id)
     if user is None:
         raise UserNotFound(user_id)
@@ -133,6 +174,7 @@ def get_user(session: Session, user_id: int) -> User:
 
 def lock_user(session: Session, user_id: int) -> User:
     """The user's row, locked until the unit of work ends (concurrent changes queue behind it)."""
+    _ensure_possible(user_id)
     user = session.scalars(_SELECT_FOR_UPDATE, {"user_id": user_id}).first()
     if user is None:
         raise UserNotFound(user_id)
@@ -201,3 +243,67 @@ def list_public_users(
     if len(rows) > limit:
         return Page(rows=rows[:limit], next_after=rows[limit - 1].id)
     return Page(rows=rows, next_after=None)
+
+
+def search_users(
+    session: Session,
+    *,
+    after: int,
+    limit: int,
+    username_prefix: str | None,
+    filters: AdminFilters,
+) -> AccountPage:
+    """The admin's view of the user list: whole accounts, filtered, keyset-paged by id."""
+    statement = select(User).where(User.id > after)
+    if username_prefix:
+        low = username_prefix.lower()
+        statement = statement.where(User.username_key >= low, User.username_key < low + _AFTER_ALL)
+    if filters.email is not None:
+        statement = statement.where(User.email_key == func.lower(filters.email))
+    if filters.email_prefix:
+        low = filters.email_prefix.lower()
+        statement = statement.where(User.email_key >= low, User.email_key < low + _AFTER_ALL)
+    if filters.is_active is not None:
+        statement = statement.where(User.is_active == filters.is_active)
+    if filters.is_admin is not None:
+        statement = statement.where(User.is_admin == filters.is_admin)
+    if filters.created_after is not None:
+        statement = statement.where(User.created_at > filters.created_after)
+    if filters.created_before is not None:
+        statement = statement.where(User.created_at < filters.created_before)
+    found = session.scalars(statement.order_by(User.id).limit(limit + 1)).all()
+    if len(found) > limit:
+        return AccountPage(users=found[:limit], next_after=found[limit - 1].id)
+    return AccountPage(users=found, next_after=None)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    username: str
+    email: str
+    password_hash: str
+    display_name: str | None
+
+
+def create_many(session: Session, new_users: Sequence[NewUser]) -> list[User | UserExists]:
+    """Create each user in a savepoint of its own: a clash fails that user alone.
+
+    The caller's unit of work commits them all at once (one commit for up to a thousand users)
+    or, if it fails, none of them.
+    """
+    results: list[User | UserExists] = []
+    for new in new_users:
+        try:
+            with session.begin_nested():
+                user = create_user(
+                    session,
+                    username=new.username,
+                    email=new.email,
+                    password_hash=new.password_hash,
+                    display_name=new.display_name,
+                )
+        except UserExists as exc:
+            results.append(exc)
+        else:
+            results.append(user)
+    return results

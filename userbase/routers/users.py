@@ -2,7 +2,8 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from userbase import audit, lifecycle, users
@@ -10,15 +11,18 @@ from userbase.audit import EventKind, RequestContext
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.models import User
-from userbase.permissions import ensure_can_manage, ensure_may_change
+from userbase.permissions import Forbidden, ensure_can_manage, ensure_may_change
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import (
+    AdminDep,
     OptionalPrincipalDep,
     PrincipalDep,
     RequestContextDep,
 )
 from userbase.routers.etags import ensure_if_match, etag_for
 from userbase.schemas import (
+    BatchItemOut,
+    BatchUserIn,
     PasswordChange,
     UserAccount,
     UserCreate,
@@ -26,12 +30,10 @@ from userbase.schemas import (
     UserPublic,
     UserUpdate,
 )
-from userbase.security import hash_password
+from userbase.security import hash_format, hash_password, hash_passwords
 
 router = APIRouter(prefix="/users", tags=["users"])
 
-# ids are 32-bit integers on every engine; a larger one cannot name a user.
-MAX_ID = 2_147_483_647
 PAGE_LIMIT_MAX = 1000
 
 
@@ -55,12 +57,6 @@ def _account(user: User) -> dict[str, Any]:
         "email_verified": user.email_verified,
         "created_at": user.created_at,
     }
-
-
-def _known_id(user_id: int) -> int:
-    if not 1 <= user_id <= MAX_ID:
-        raise users.UserNotFound(user_id)
-    return user_id
 
 
 @router.post(
@@ -96,16 +92,31 @@ def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) ->
     return JSONBytes(content, status_code=201, headers={"Location": f"/users/{user.id}"})
 
 
+class AdminFilterParams(BaseModel):
+    """Filters of GET /users/ that only admins may use (403 for others)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: Annotated[str | None, Field(max_length=320, description="Exact, any case.")] = None
+    email_prefix: Annotated[str | None, Field(min_length=1, max_length=320)] = None
+    is_active: bool | None = None
+    is_admin: bool | None = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+
+
 @router.get(
     "/",
-    response_model=list[UserPublic],
-    responses={422: PROBLEM, 503: PROBLEM},
+    response_model=list[UserPublic] | list[UserAccount],
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="List users, a keyset page at a time",
 )
 @router.get("", include_in_schema=False)
 def list_users(
     request: Request,
     db: SessionDep,
+    principal: OptionalPrincipalDep,
+    admin_filters: Annotated[AdminFilterParams, Query()],
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only ids greater than this.")] = 0,
     q: Annotated[
@@ -118,13 +129,88 @@ def list_users(
         ),
     ] = None,
 ) -> Response:
-    """Users ordered by id. A `Link: <...>; rel="next"` header points at the next page, if any."""
-    page = users.list_public_users(db, after=after, limit=limit, username_prefix=q)
+    """Users ordered by id. A `Link: <...>; rel="next"` header points at the next page, if any.
+
+    Admins get whole accounts and may also filter by email, email_prefix, is_active, is_admin,
+    created_after and created_before (combined with AND).
+    """
+    filters = users.AdminFilters(**admin_filters.model_dump())
+    is_admin = principal is not None and principal.user.is_admin
+    if filters.any() and not is_admin:
+        raise Forbidden("Only an admin may filter users by these fields.")
     headers = {}
-    if page.next_after is not None:
-        next_url = request.url.include_query_params(after=page.next_after, limit=limit)
+    if is_admin:
+        found = users.search_users(db, after=after, limit=limit, username_prefix=q, filters=filters)
+        content, next_after = [_account(user) for user in found.users], found.next_after
+    else:
+        page = users.list_public_users(db, after=after, limit=limit, username_prefix=q)
+        content, next_after = [_public(row) for row in page.rows], page.next_after
+    if next_after is not None:
+        next_url = request.url.include_query_params(after=next_after, limit=limit)
         headers["Link"] = f'<{next_url}>; rel="next"'
-    return JSONBytes([_public(row) for row in page.rows], headers=headers)
+    return JSONBytes(content, headers=headers)
+
+
+BATCH_MAX = 1000
+
+
+@router.post(
+    "/batch",
+    status_code=207,
+    response_model=list[BatchItemOut],
+    responses={401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    summary="Create up to 1,000 users at once (admins)",
+)
+def create_users_batch(
+    items: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=BATCH_MAX)],
+    admin: AdminDep,
+    db: SessionDep,
+    context: RequestContextDep,
+) -> Response:
+    """Each item is validated like POST /users/ and answered on its own: `{index, status, id}`
+    (201) or `{index, status, error}` (409, 422). All the created users commit together."""
+    results: dict[int, dict[str, Any]] = {}
+    valid: list[tuple[int, BatchUserIn]] = []
+    for index, raw in enumerate(items):
+        try:
+            item = _BATCH_ITEM.validate_python(raw)
+        except ValidationError as exc:
+            results[index] = _item_error(index, 422, "Invalid user.", exc.errors())
+            continue
+        if item.password_hash is not None and hash_format(item.password_hash) is None:
+            results[index] = _item_error(index, 422, "Unknown password hash format.", None)
+            continue
+        valid.append((index, item))
+    hashes = hash_passwords([item.password for _, item in valid if item.password is not None])
+    new_users = []
+    for _, item in valid:
+        password_hash = next(hashes) if item.password is not None else item.password_hash
+        if password_hash is None:
+            raise RuntimeError("BatchUserIn lets no item through without a password or hash")
+        new_users.append(users.NewUser(item.username, item.email, password_hash, item.display_name))
+    for (index, _), outcome in zip(valid, users.create_many(db, new_users), strict=True):
+        if isinstance(outcome, users.UserExists):
+            results[index] = _item_error(index, 409, str(outcome), None)
+        else:
+            results[index] = {"index": index, "status": 201, "id": outcome.id}
+            audit.record(
+                db, EventKind.USER_CREATED, context, user_id=outcome.id, actor_id=admin.user.id
+            )
+    return JSONBytes([results[index] for index in sorted(results)], status_code=207)
+
+
+_BATCH_ITEM = TypeAdapter(BatchUserIn)
+
+
+def _item_error(index: int, status: int, detail: str, errors: list[Any] | None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "detail": detail}
+    if errors is not None:
+        # Where and why only: the rejected values (passwords among them) are not echoed.
+        error["errors"] = [
+            {"field": ".".join(map(str, e["loc"])), "type": e["type"], "msg": e["msg"]}
+            for e in errors
+        ]
+    return {"index": index, "status": status, "error": error}
 
 
 # Declared before /users/{user_id}, which would otherwise try to read "me" as an id.
@@ -162,7 +248,6 @@ def change_password(
 )
 def read_user(user_id: int, db: SessionDep, principal: OptionalPrincipalDep) -> Response:
     """The public view of one user; the account view for admins. The ETag is its version."""
-    _known_id(user_id)
     if principal is not None and principal.user.is_admin:
         user = users.get_user(db, user_id)
         return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
@@ -196,7 +281,6 @@ def update_user(
     With If-Match, the change applies only if the user is still at that ETag (else 412);
     without it, the change applies to whatever the current version is.
     """
-    _known_id(user_id)
     ensure_can_manage(principal.user, user_id)
     changes = body.changes()
     ensure_may_change(principal.user, changes)
@@ -245,7 +329,6 @@ def delete_user(
     context: RequestContextDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    _known_id(user_id)
     ensure_can_manage(principal.user, user_id)
     user = users.lock_user(db, user_id)
     ensure_if_match(if_match, user.version)

@@ -1,0 +1,27 @@
+"""indexes for the admins' user filters
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_users_is_admin_id", "users", ["is_admin", "id"])
+    op.create_index("ix_users_is_active_id", "users", ["is_active", "id"])
+    op.create_index("ix_users_created_at", "users", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_users_created_at", table_name="users")
+    op.drop_index("ix_users_is_active_id", table_name="users")
+    op.drop_index("ix_users_is_admin_id", table_name="users")
