@@ -20,9 +20,12 @@ from userbase import __version__
 from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
 from userbase.database import engine
+from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
 from userbase.routers import health, users
 from userbase.schema import ensure_schema
+from userbase.server_checks import check_capacity, warn_about_durability
+from userbase.session_slots import size_thread_pool
 
 logger = logging.getLogger("userbase")
 
@@ -35,8 +38,14 @@ _ASSETS_URL = "/docs-assets"
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    size_thread_pool()
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
+    # One process's pool at least must fit; `userbase serve` checks all its workers' together.
+    await run_in_threadpool(check_capacity, engine, settings, workers=1)
+    await run_in_threadpool(warn_about_durability, engine)
     yield
+    # After uvicorn's graceful shutdown: no request is left to hand a connection back.
+    logger.info("closing the pool; %s", engine.pool.status())
     engine.dispose()
 
 
@@ -86,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     _add_offline_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout)
     return app
 
 

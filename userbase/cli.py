@@ -60,10 +60,13 @@ def serve(
     from userbase.config import get_settings
     from userbase.database import engine
     from userbase.schema import SchemaBehind, ensure_schema
+    from userbase.server_checks import NotEnoughConnections, check_capacity
 
+    settings = get_settings()
     try:
-        ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
-    except SchemaBehind as exc:
+        ensure_schema(engine, auto_migrate=settings.should_auto_migrate)
+        check_capacity(engine, settings, workers=1 if reload else workers)
+    except (SchemaBehind, NotEnoughConnections) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
@@ -73,7 +76,8 @@ def serve(
         port=port,
         workers=None if reload else workers,
         reload=reload,
-        log_level=get_settings().log_level,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
 
 
