@@ -55,7 +55,10 @@ def serve(
 
     Example: userbase serve --host 0.0.0.0 --port 8000 --workers 2
     """
+    import copy
+
     import uvicorn
+    import uvicorn.config
 
     from userbase.config import get_settings
     from userbase.database import engine
@@ -70,6 +73,13 @@ def serve(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
+    # userbase's own log lines (database unavailable, durability, shutdown) beside uvicorn's.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["userbase"] = {
+        "handlers": ["default"],
+        "level": settings.log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         "userbase.app:app",
         host=host,
@@ -77,6 +87,7 @@ def serve(
         workers=None if reload else workers,
         reload=reload,
         log_level=settings.log_level,
+        log_config=log_config,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
 
