@@ -22,6 +22,8 @@ from userbase.config import get_settings
 from userbase.database import engine
 from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
+from userbase.header_limits import HeaderLimits
+from userbase.openapi import document_common_responses
 from userbase.routers import health, users
 from userbase.schema import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
@@ -94,8 +96,10 @@ def create_app() -> FastAPI:
     app.include_router(users.router)
     app.include_router(health.router)
     _add_offline_docs(app)
+    document_common_responses(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout)
+    app.add_middleware(HeaderLimits, max_bytes=settings.max_header_bytes)
     return app
 
 

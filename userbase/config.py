@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # All request headers together; 16 KiB is Node.js's and h11's default limit.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
     log_level: str = "info"
 
