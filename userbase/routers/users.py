@@ -82,7 +82,8 @@ def list_users(
     ] = None,
 ) -> Response:
     """Users ordered by id. A `Link: <...>; rel="next"` header points at the next page, if any."""
-    page = users.list_public_users(db, after=after, limit=limit, username_prefix=q)
+    # No id exceeds MAX_ID; PostgreSQL refuses a larger bind for the integer column.
+    page = users.list_public_users(db, after=min(after, MAX_ID), limit=limit, username_prefix=q)
     headers = {}
     if page.next_after is not None:
         next_url = request.url.include_query_params(after=page.next_after, limit=limit)
