@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian installs each PostgreSQL major version under /usr/lib/postgresql/<version>.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
 MARIADBD = "/usr/sbin/mariadbd"
 
 

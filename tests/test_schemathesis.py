@@ -44,4 +44,6 @@ def test_schemathesis_finds_nothing(live_server: LiveServer, tmp_path: Path) -> 
         cwd=tmp_path,  # its cache directory goes there, not into the work tree
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    summary = [line.strip() for line in result.stdout.splitlines() if "generated" in line]
+    print(f"\nschemathesis: {' '.join(summary)}")
     assert "No issues found" in result.stdout
