@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test test-sqlite test-postgresql test-mariadb check install install-dev clean
+.PHONY: run test test-reliability test-sqlite test-postgresql test-mariadb check install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ run: install
 ## The whole suite on SQLite, PostgreSQL and MariaDB (each run makes and drops its own database).
 test: install-dev
 	$(BIN)/python -m tests.run_all
+
+## Outages, the soak and schemathesis (docs/reliability.md); private database servers for outages.
+test-reliability: install-dev
+	$(BIN)/python -m tests.run_all -m reliability
 
 test-sqlite test-postgresql test-mariadb: install-dev
 	$(BIN)/pytest --db=$(@:test-%=%)

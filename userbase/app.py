@@ -22,9 +22,14 @@ from userbase import __version__, mail
 from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
+from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
+from userbase.header_limits import HeaderLimits
+from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, pages, sessions, users
 from userbase.schema import ensure_schema
+from userbase.server_checks import check_capacity, warn_about_durability
+from userbase.session_slots import size_thread_pool
 
 logger = logging.getLogger("userbase")
 
@@ -48,7 +53,11 @@ async def _send_mail_forever(interval: float) -> None:
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    size_thread_pool()
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
+    # One process's pool at least must fit; `userbase serve` checks all its workers' together.
+    await run_in_threadpool(check_capacity, engine, settings, workers=1)
+    await run_in_threadpool(warn_about_durability, engine)
     if not settings.smtp_url:
         logger.warning(
             "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
@@ -62,6 +71,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sender
+    # After uvicorn's graceful shutdown: no request is left to hand a connection back.
+    logger.info("closing the pool; %s", engine.pool.status())
     engine.dispose()
 
 
@@ -115,7 +126,10 @@ def create_app() -> FastAPI:
     app.include_router(pages.router)
     app.include_router(health.router)
     _add_offline_docs(app)
+    document_common_responses(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestDeadline, seconds=settings.request_timeout)
+    app.add_middleware(HeaderLimits, max_bytes=settings.max_header_bytes)
     return app
 
 

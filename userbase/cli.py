@@ -55,25 +55,40 @@ def serve(
 
     Example: userbase serve --host 0.0.0.0 --port 8000 --workers 2
     """
+    import copy
+
     import uvicorn
+    import uvicorn.config
 
     from userbase.config import get_settings
     from userbase.database import engine
     from userbase.schema import SchemaBehind, ensure_schema
+    from userbase.server_checks import NotEnoughConnections, check_capacity
 
+    settings = get_settings()
     try:
-        ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
-    except SchemaBehind as exc:
+        ensure_schema(engine, auto_migrate=settings.should_auto_migrate)
+        check_capacity(engine, settings, workers=1 if reload else workers)
+    except (SchemaBehind, NotEnoughConnections) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
+    # userbase's own log lines (database unavailable, durability, shutdown) beside uvicorn's.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["userbase"] = {
+        "handlers": ["default"],
+        "level": settings.log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         "userbase.app:app",
         host=host,
         port=port,
         workers=None if reload else workers,
         reload=reload,
-        log_level=get_settings().log_level,
+        log_level=settings.log_level,
+        log_config=log_config,
+        timeout_graceful_shutdown=settings.shutdown_grace,
     )
 
 

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     max_overflow: int = Field(default=5, ge=0, le=200)
     pool_timeout: float = Field(default=5.0, gt=0)
     connect_timeout: int = Field(default=5, ge=1)
+    # PostgreSQL statement_timeout, MariaDB max_statement_time: the server cancels a statement
+    # running longer and the request answers 503. 0 switches it off.
+    statement_timeout_ms: int = Field(default=5000, ge=0)
+    # A request that has not started its answer after this long gets 504 (see deadline.py).
+    # Above pool_timeout + statement_timeout, so those answer first with their precise 503.
+    request_timeout: float = Field(default=15.0, gt=0)
+    # On SIGTERM, in-flight requests get this long to finish (`userbase serve`); above
+    # request_timeout, so every request ends by its own deadline first.
+    shutdown_grace: int = Field(default=20, ge=0)
     # SQLite: how long a writer waits for the lock before "database is locked".
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 
@@ -71,6 +80,8 @@ class Settings(BaseSettings):
     events_retention_days: int = Field(default=90, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # All request headers together; 16 KiB is Node.js's and h11's default limit.
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
     log_level: str = "info"
 

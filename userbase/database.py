@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
+from userbase.deadline import claim_commit
+from userbase.session_slots import SessionSlot
 
 # Methods that never write: their transactions may begin lazily (SQLite: deferred BEGIN).
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,9 +63,17 @@ def build_engine(settings: Settings) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, settings.sqlite_busy_timeout_ms)
         return engine
+    connect_args: dict[str, Any] = {"connect_timeout": settings.connect_timeout}
     if url.get_backend_name() in ("mysql", "mariadb"):
         url = url.update_query_dict({"charset": "utf8mb4"})
-    kwargs["connect_args"] = {"connect_timeout": settings.connect_timeout}
+        # MariaDB counts max_statement_time in seconds; 0 means no limit, as ours does.
+        seconds = settings.statement_timeout_ms / 1000
+        connect_args["init_command"] = f"SET SESSION max_statement_time={seconds}"
+    else:
+        # application_name lets an operator find our sessions in pg_stat_activity.
+        connect_args["application_name"] = "userbase"
+        connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
 
 
@@ -78,7 +88,7 @@ SessionLocal = sessionmaker(
 )
 
 
-def get_db(request: Request) -> Iterator[Session]:
+def get_db(request: Request, _slot: SessionSlot) -> Iterator[Session]:
     """One session per request: yield it, commit if the route returned, roll back if it raised."""
     if request.method in READ_ONLY_METHODS:
         db = SessionLocal(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
@@ -86,6 +96,7 @@ def get_db(request: Request) -> Iterator[Session]:
         db = SessionLocal()
     try:
         yield db
+        claim_commit()
         db.commit()
     except BaseException:
         db.rollback()
@@ -95,10 +106,7 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 # scope="function": get_db exits (and commits) before the response is sent, so a client that
-# got 201 can read the row at once. max_concurrency: a request waits for a session without
-# holding a worker thread, and never holds one the pool cannot back with a connection; the
-# tutorial's recipe deadlocks at 100 concurrent requests without this bound.
-SessionDep = Annotated[
-    Session,
-    Depends(get_db, scope="function", max_concurrency=get_settings().max_sessions),
-]
+# got 201 can read the row at once. Its SessionSlot (session_slots.py): a request waits for a
+# session without holding a worker thread, at most pool_timeout, and never holds one the pool
+# cannot back with a connection; the tutorial's recipe deadlocks at 100 concurrent requests.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]

@@ -19,15 +19,32 @@ def _engine() -> Engine:
     return engine
 
 
+# The service's statement timeout is for requests; rewriting a large table may take longer.
+_NO_STATEMENT_TIMEOUT = {
+    "postgresql": "SET statement_timeout = 0",
+    "mysql": "SET SESSION max_statement_time = 0",
+    "mariadb": "SET SESSION max_statement_time = 0",
+}
+
+
 def run_migrations_online() -> None:
     with _engine().connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+        lift_timeout = _NO_STATEMENT_TIMEOUT.get(connection.dialect.name)
+        if lift_timeout:
+            connection.exec_driver_sql(lift_timeout)
+            connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if lift_timeout:
+                # Never hand a request a connection without the timeout.
+                connection.invalidate()
 
 
 if context.is_offline_mode():

@@ -1,5 +1,7 @@
 """Liveness and readiness probes."""
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
@@ -37,4 +39,15 @@ async def readyz() -> Response:
             instance="/readyz",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    return JSONBytes({"status": "ok", "database": "ok"})
+    return JSONBytes({"status": "ok", "database": "ok", "pool": pool_stats()})
+
+
+def pool_stats() -> dict[str, int]:
+    """The connection pool right now (after our own ping's connection went back)."""
+    pool: Any = engine.pool
+    return {
+        "size": pool.size(),
+        "checked_out": pool.checkedout(),
+        "checked_in": pool.checkedin(),
+        "overflow": pool.overflow(),
+    }

@@ -138,6 +138,8 @@ def list_users(
     is_admin = principal is not None and principal.user.is_admin
     if filters.any() and not is_admin:
         raise Forbidden("Only an admin may filter users by these fields.")
+    # No id exceeds MAX_ID; PostgreSQL refuses a larger bind for the integer column.
+    after = min(after, users.MAX_ID)
     headers = {}
     if is_admin:
         found = users.search_users(db, after=after, limit=limit, username_prefix=q, filters=filters)

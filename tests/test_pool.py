@@ -1,0 +1,125 @@
+"""No pool or thread-pool stall: bounded waits for a session, /healthz throughout, sizes checked."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio.to_thread
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import LiveServer, new_user
+from tests.locks import users_table_locked
+from userbase.config import Settings, get_settings
+from userbase.database import engine
+from userbase.server_checks import NotEnoughConnections, check_capacity
+
+
+@pytest.fixture(scope="module")
+def two_session_server(database_url: str) -> Iterator[LiveServer]:
+    """Two sessions at most; a waiting request gives up after 2 s; statements may take 30 s."""
+    server = LiveServer(
+        database_url,
+        USERBASE_POOL_SIZE="2",
+        USERBASE_MAX_OVERFLOW="0",
+        USERBASE_POOL_TIMEOUT="2",
+        USERBASE_STATEMENT_TIMEOUT_MS="30000",
+        USERBASE_SQLITE_BUSY_TIMEOUT_MS="30000",
+    )
+    yield server
+    server.stop()
+
+
+def test_readyz_reports_the_pool_with_nothing_checked_out(client: Any) -> None:
+    client.get("/users/")
+    pool = client.get("/readyz").json()["pool"]
+    assert pool["checked_out"] == 0
+    assert pool["size"] == get_settings().pool_size
+
+
+def test_default_pool_timeout_is_five_seconds() -> None:
+    assert Settings().pool_timeout == 5
+
+
+def test_thread_pool_has_a_thread_for_every_session(client: Any) -> None:
+    async def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert client.portal.call(tokens) >= get_settings().max_sessions
+
+
+@pytest.mark.live
+def test_with_every_session_busy_a_request_waits_pool_timeout_then_503(
+    two_session_server: LiveServer, database_url: str
+) -> None:
+    url = two_session_server.url
+    with (
+        httpx.Client(base_url=url, timeout=60) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        with users_table_locked(database_url):
+            writes = [pool.submit(client.post, "/users/", json=new_user(n)) for n in (1, 2)]
+            time.sleep(0.5)  # both sessions are now held, waiting on the lock
+            probes: list[float] = []
+            with ThreadPoolExecutor(1) as prober:
+                started = time.monotonic()
+                waiting = prober.submit(client.get, "/users/")
+                while not waiting.done():
+                    probe_started = time.monotonic()
+                    assert client.get("/healthz").status_code == 200
+                    probes.append(time.monotonic() - probe_started)
+                    time.sleep(0.1)
+                waited = waiting.result()
+                wait_time = time.monotonic() - started
+            # The queued request gave up; nothing else changed.
+            assert all(not w.done() for w in writes)
+        statuses = [w.result().status_code for w in writes]
+
+    assert waited.status_code == 503
+    assert waited.headers["content-type"] == "application/problem+json"
+    assert waited.headers["retry-after"]
+    assert len(probes) >= 10  # /healthz answered all along the 2 s wait
+    assert max(probes) < 0.5
+    assert 1.9 < wait_time < 3.5  # USERBASE_POOL_TIMEOUT=2
+    assert statuses == [201, 201]
+    assert httpx.get(f"{url}/readyz").json()["pool"]["checked_out"] == 0
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_start_up_refuses_more_connections_than_the_server_allows(database_url: str) -> None:
+    with pytest.raises(NotEnoughConnections, match="lower WORKERS") as refused:
+        check_capacity(engine, get_settings(), workers=1000)
+    assert "max_connections" in str(refused.value)
+    check_capacity(engine, get_settings(), workers=1)
+
+    served = subprocess.run(
+        [sys.executable, "-m", "userbase", "serve", "--port", "1", "--workers", "1000"],
+        env={"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 1
+    assert "max_connections" in served.stderr
+    assert "lower WORKERS, USERBASE_POOL_SIZE or USERBASE_MAX_OVERFLOW" in served.stderr
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_a_single_process_whose_pool_cannot_fit_does_not_start(database_url: str) -> None:
+    server = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "userbase.app:app", "--port", "1"],
+        env={
+            "DATABASE_URL": database_url,
+            "USERBASE_POOL_SIZE": "200",
+            "USERBASE_MAX_OVERFLOW": "200",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert server.returncode != 0
+    assert "max_connections" in server.stderr
