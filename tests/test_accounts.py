@@ -266,3 +266,27 @@ def test_sign_in_still_works_after_profile_changes(client: Any) -> None:
     assert sign_in(client, "new@example.com", PASSWORD).status_code == 200
     with SessionLocal() as session:
         assert session.scalar(select(User.email)) == "new@example.com"
+
+
+def test_every_update_is_a_compare_and_set_on_the_version(client: Any) -> None:
+    from sqlalchemy import event
+
+    from userbase.database import engine
+
+    user, token = signed_in_user(client, 1)
+    updates: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE USERS"):
+            updates.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        client.patch(f"/users/{user['id']}", json={"display_name": "cas"}, headers=bearer(token))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert len(updates) == 1
+    where = updates[0].split(" WHERE ", 1)[1]
+    assert "users.id =" in where
+    assert "users.version =" in where

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
+from tests.accounts import make_admin, sign_up, token_for
 from tests.conftest import LiveServer
 
 pytestmark = [
@@ -21,12 +23,22 @@ pytestmark = [
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
+def admin_token(url: str) -> str:
+    """Sign in as a fresh admin, so the operations behind authentication get exercised too."""
+    with httpx.Client(base_url=url) as client:
+        user = sign_up(client, "fuzzadmin")
+        make_admin(user["id"])
+        return token_for(client, user["username"])
+
+
 def test_schemathesis_finds_nothing(live_server: LiveServer, tmp_path: Path) -> None:
     # One worker: hypothesis parses sources with `ast` in each worker thread, and CPython 3.11
     # before 3.11.8 can fail doing that from two threads at once ("AST constructor recursion").
     result = subprocess.run(
         [
             str(SCHEMATHESIS),
+            "--config-file",
+            str(Path(__file__).parent / "schemathesis.toml"),
             "run",
             f"{live_server.url}/openapi.json",
             "--checks",
@@ -37,6 +49,8 @@ def test_schemathesis_finds_nothing(live_server: LiveServer, tmp_path: Path) -> 
             "1",
             "--request-timeout",
             "20",
+            "--header",
+            f"Authorization: Bearer {admin_token(live_server.url)}",
         ],
         capture_output=True,
         text=True,

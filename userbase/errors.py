@@ -1,7 +1,9 @@
 """RFC 9457 problem details: the one place where exceptions become error responses."""
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -78,16 +80,33 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route accepts at this path (Starlette names only the first route's)."""
-    allowed = [
+    """Every method the API offers at this path, as its OpenAPI document says.
+
+    A path the document names literally (/users/me, /users/batch) is that resource alone: the
+    /users/{user_id} operations match it by shape but would refuse "me" as an id. Paths left
+    out of the document (/users without its slash) fall back to asking the router.
+    """
+    paths = request.app.openapi()["paths"]
+    path = request.url.path
+    operations = paths.get(path)
+    if operations is None:
+        matching = [ops for template, ops in paths.items() if _template(template).fullmatch(path)]
+        operations = {method: None for ops in matching for method in ops}
+    if operations:
+        return ", ".join(m for m in _METHODS if m.lower() in operations)
+    return ", ".join(
         method
         for method in _METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] is Match.FULL
             for route in request.app.router.routes
         )
-    ]
-    return ", ".join(allowed)
+    )
+
+
+@lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)))
 
 
 def _is_json(request: Request) -> bool:
@@ -104,6 +123,16 @@ async def _on_http_exception(request: Request, exc: StarletteHTTPException) -> R
 
 
 async def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    literal = request.app.openapi()["paths"].get(request.url.path)
+    if literal is not None and request.method.lower() not in literal:
+        # GET /users/batch reached GET /users/{user_id} by shape only: "batch" is a resource
+        # of its own, and it has no GET.
+        return problem(
+            405,
+            HTTPStatus(405).phrase,
+            instance=request.url.path,
+            headers={"Allow": _allowed_methods(request)},
+        )
     errors = _validation_errors(exc)
     body_unreadable = any(e["loc"] == ["body"] for e in errors)
     if body_unreadable and request.headers.get("content-type") and not _is_json(request):

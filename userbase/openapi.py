@@ -38,6 +38,9 @@ def document_common_responses(app: FastAPI) -> None:
                     if "requestBody" in operation:
                         common |= _WITH_BODY
                     responses = operation.setdefault("responses", {})
+                    if "422" in responses:
+                        # FastAPI documents its own JSON shape; errors.py answers problem+json.
+                        responses["422"]["content"] = _PROBLEM
                     for status, description in common.items():
                         responses.setdefault(
                             status, {"description": description, "content": _PROBLEM}

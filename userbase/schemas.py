@@ -4,7 +4,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from userbase.models import DISPLAY_NAME_MAX, EMAIL_MAX, USERNAME_MAX
 
@@ -111,8 +119,9 @@ class UserUpdate(BaseModel):
     # absent but refuse an explicit null: pydantic does not validate defaults, only input.
     display_name: DisplayName | None = None
     email: Email = None  # type: ignore[assignment]
-    is_active: bool = None  # type: ignore[assignment]
-    is_admin: bool = None  # type: ignore[assignment]
+    # Strict: 0 and "false" are not booleans, whatever pydantic would otherwise accept.
+    is_active: StrictBool = None  # type: ignore[assignment]
+    is_admin: StrictBool = None  # type: ignore[assignment]
 
     def changes(self) -> dict[str, Any]:
         """The fields actually sent, with their values."""

@@ -1,9 +1,18 @@
 """/users/: create, read, page through, change and delete users."""
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 from starlette.responses import Response
 
 from userbase import audit, lifecycle, users
@@ -92,6 +101,21 @@ def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) ->
     return JSONBytes(content, status_code=201, headers={"Location": f"/users/{user.id}"})
 
 
+_ISO_8601 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
+)
+
+
+def _iso_8601_only(value: object) -> object:
+    # pydantic would also read "0.5" as a Unix timestamp; the API documents date-time strings.
+    if isinstance(value, str) and not _ISO_8601.match(value):
+        raise ValueError("expected an ISO 8601 date-time with a time zone, e.g. 2026-01-31T00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+
+
 class AdminFilterParams(BaseModel):
     """Filters of GET /users/ that only admins may use (403 for others)."""
 
@@ -101,8 +125,8 @@ class AdminFilterParams(BaseModel):
     email_prefix: Annotated[str | None, Field(min_length=1, max_length=320)] = None
     is_active: bool | None = None
     is_admin: bool | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    created_after: IsoDatetime | None = None
+    created_before: IsoDatetime | None = None
 
 
 @router.get(
