@@ -25,7 +25,7 @@ def table(results: Results) -> str:
         "| CPU ms/req | core use | x ceiling by CPU |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for m in results.measurements:
+    for m in results.by_case():
         if m.failed:
             lines.append(f"| {m.title} | {m.system} | failed: {m.failed[:60]} |" + " |" * 8)
             continue
@@ -79,7 +79,7 @@ def plot(results: Results, path: Path, subtitle: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ran = [m for m in results.measurements if not m.failed]
+    ran = [m for m in results.by_case() if not m.failed]
     cases = list(dict.fromkeys(m.title for m in ran))
     systems = [s for s in SYSTEM_COLOURS if any(m.system == s for m in ran)]
     width = 0.8 / len(systems)

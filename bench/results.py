@@ -122,6 +122,14 @@ class Results:
                 table.setdefault(measurement.case, {})[measurement.system] = round(ratio, 3)
         return table
 
+    def by_case(self) -> list[Measurement]:
+        """The measurements grouped by case, in the order cases first ran."""
+        order = {
+            case: index
+            for index, case in enumerate(dict.fromkeys(m.case for m in self.measurements))
+        }
+        return sorted(self.measurements, key=lambda m: order[m.case])
+
     def last_for(self, system: str) -> Measurement | None:
         ran = [m for m in self.measurements if m.system == system and not m.failed]
         return ran[-1] if ran else None

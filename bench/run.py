@@ -140,6 +140,14 @@ class Bench:
         for system, path in case.paths.items():
             self.results.add(self._measure(case, system, path))
 
+    def run_side_by_side(self, cases: list[Case]) -> None:
+        """Each system runs all `cases` back to back: cases compared with each other (first
+        page, last page) are measured a few seconds apart, not minutes, on a drifting machine."""
+        for system in dict.fromkeys(name for case in cases for name in case.paths):
+            for case in cases:
+                if system in case.paths:
+                    self.results.add(self._measure(case, system, case.paths[system]))
+
     def _measure(self, case: Case, system: str, path: str) -> Measurement:
         server = self.servers.running[system]
         options = self.options
@@ -243,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"loading up to {options.big_users:,} users")
         big_load_s = database.load_users(options.big_users, password_hash)
         total = database.count_users()
-        for case in big_table_cases(total, database.id_before_last_page(PAGE)):
-            bench.run_case(case)
+        bench.run_side_by_side(big_table_cases(total, database.id_before_last_page(PAGE)))
         postgres_version = database.server_version()
         commands = {name: " ".join(server.system.argv) for name, server in servers.running.items()}
 
