@@ -253,7 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         total = database.count_users()
         bench.run_side_by_side(big_table_cases(total, database.id_before_last_page(PAGE)))
         postgres_version = database.server_version()
-        commands = {name: " ".join(server.system.argv) for name, server in servers.running.items()}
+        commands = {
+            name: " ".join(["taskset", "-c", str(options.server_cpu), *server.system.argv])
+            .replace(f"{ROOT}/", "")
+            .replace("{port}", str(server.port))
+            for name, server in servers.running.items()
+        }
 
     results = bench.results
     if hashing is None:
