@@ -32,6 +32,8 @@ class Measurement:
     cpu_ms_per_request: float
     core_use: float  # cpu_s / seconds: below ~0.95, the server waited (or was crowded out)
     failed: str | None = None  # why the case could not run (e.g. the server never recovered)
+    # req/s of every round when the case ran several (this measurement is the fastest round)
+    rounds_rps: tuple[float, ...] = ()
 
     @property
     def stalled(self) -> bool:

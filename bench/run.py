@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,6 +45,7 @@ class Options:
     big_users: int
     timeout: int
     hash_samples: int
+    rounds: int
     server_cpu: int
     load_cpu: int
     pg_host: str
@@ -60,12 +61,12 @@ def parse_options(argv: list[str] | None) -> Options:
         "--quick",
         action="store_true",
         default=env("BENCH_QUICK") == "1",
-        help="smoke run: 2 s per case, 1 s warm-up, 50,000 big users (BENCH_QUICK=1)",
+        help="smoke run: 2 s per case, 1 s warm-up, 1 round, 50,000 big users (BENCH_QUICK=1)",
     )
     parser.add_argument(
         "--duration", type=int, help="seconds measured per case (BENCH_DURATION, 10)"
     )
-    parser.add_argument("--warmup", type=int, help="seconds of warm-up per case (BENCH_WARMUP, 3)")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up per case (BENCH_WARMUP, 2)")
     parser.add_argument(
         "--users",
         type=int,
@@ -84,6 +85,9 @@ def parse_options(argv: list[str] | None) -> Options:
         help="wrk's per-request timeout in seconds (BENCH_TIMEOUT)",
     )
     parser.add_argument("--hash-samples", type=int, default=15)
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of the cases compared across systems (BENCH_ROUNDS, 2)"
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
     parser.add_argument("--pg-host", default=env("BENCH_PG_HOST", "127.0.0.1"))
@@ -94,11 +98,12 @@ def parse_options(argv: list[str] | None) -> Options:
     quick = args.quick
     return Options(
         duration=args.duration or int(env("BENCH_DURATION", "2" if quick else "10")),
-        warmup=args.warmup or int(env("BENCH_WARMUP", "1" if quick else "3")),
+        warmup=args.warmup or int(env("BENCH_WARMUP", "1" if quick else "2")),
         users=args.users,
         big_users=args.big_users or int(env("BENCH_BIG_USERS", "50000" if quick else "1000000")),
         timeout=args.timeout,
         hash_samples=5 if quick else args.hash_samples,
+        rounds=args.rounds or int(env("BENCH_ROUNDS", "1" if quick else "2")),
         server_cpu=args.server_cpu,
         load_cpu=args.load_cpu,
         pg_host=args.pg_host,
@@ -137,8 +142,17 @@ class Bench:
         self.results = Results()
 
     def run_case(self, case: Case) -> None:
-        for system, path in case.paths.items():
-            self.results.add(self._measure(case, system, path))
+        """Every system of the case; with rounds, in alternating order, keeping the fastest."""
+        order = list(case.paths.items())
+        runs: dict[str, list[Measurement]] = {system: [] for system in case.paths}
+        for round_number in range(case.rounds):
+            for system, path in order if round_number % 2 == 0 else order[::-1]:
+                runs[system].append(self._measure(case, system, path))
+        for measured in runs.values():
+            best = max(measured, key=lambda m: (not m.failed, m.rps))
+            if case.rounds > 1:
+                best = replace(best, rounds_rps=tuple(m.rps for m in measured))
+            self.results.add(best)
 
     def run_side_by_side(self, cases: list[Case]) -> None:
         """Each system runs all `cases` back to back: cases compared with each other (first
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"starting {system.name}: {system.title}")
             servers.start(system)
         bench = Bench(options, database, servers)
-        for case in small_table_cases(options.users):
+        for case in small_table_cases(options.users, options.rounds):
             if case.hashing_bound:
                 hashing = _measure_hashing(options)
             bench.run_case(case)
