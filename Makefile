@@ -41,8 +41,8 @@ test-sqlite test-postgresql test-mariadb: install-dev
 check: install-dev
 	scripts/check
 
-## The benchmark of issue 6 (bench/): ~7 minutes; writes bench/results/latest.{json,png}.
-## BENCH_ARGS passes flags (python -m bench.run --help); `make bench-quick` is a ~2-minute smoke run.
+## The benchmark of issue 6 (bench/): ~10 minutes; writes bench/results/latest.{json,png}.
+## BENCH_ARGS passes flags (python -m bench.run --help); `make bench-quick` is a ~4-minute smoke run.
 BENCH_ARGS ?=
 # Debian 12's wrk; recorded in the results with the rest of the machine.
 WRK_VERSION ?= 4.1.0-3+b2
