@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.cases import PAGE, Case, big_table_cases, small_table_cases
-from bench.database import ROOT, BenchDatabase, bench_database
+from bench.database import ROOT, bench_database
 from bench.hashing import (
     PASSWORD,
     HashingBound,
@@ -135,9 +135,10 @@ def _say(message: str) -> None:
 
 
 class Bench:
-    def __init__(self, options: Options, database: BenchDatabase, servers: Servers) -> None:
+    """Runs cases against the started servers and keeps what they measured."""
+
+    def __init__(self, options: Options, servers: Servers) -> None:
         self.options = options
-        self.database = database
         self.servers = servers
         self.results = Results()
 
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         for system in systems(database):
             _say(f"starting {system.name}: {system.title}")
             servers.start(system)
-        bench = Bench(options, database, servers)
+        bench = Bench(options, servers)
         for case in small_table_cases(options.users, options.rounds):
             if case.hashing_bound:
                 hashing = _measure_hashing(options)
