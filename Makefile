@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test test-reliability test-sqlite test-postgresql test-mariadb check install install-dev clean
+.PHONY: run test test-reliability test-sqlite test-postgresql test-mariadb check install install-dev bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,26 @@ test-sqlite test-postgresql test-mariadb: install-dev
 ## ruff, ruff format --check, mypy --strict.
 check: install-dev
 	scripts/check
+
+## The benchmark of issue 6 (bench/): ~10 minutes; writes bench/results/latest.{json,png}.
+## BENCH_ARGS passes flags (python -m bench.run --help); `make bench-quick` is a ~4-minute smoke run.
+BENCH_ARGS ?=
+# Debian 12's wrk; recorded in the results with the rest of the machine.
+WRK_VERSION ?= 4.1.0-3+b2
+
+$(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+wrk:
+	@command -v wrk >/dev/null || { apt-get update && \
+		{ apt-get install -y wrk=$(WRK_VERSION) || apt-get install -y wrk; }; }
+
+bench: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache userbase.db*

@@ -1,0 +1,1 @@
+"""What userbase is compared with. Bench-only code: nothing here is part of the package."""

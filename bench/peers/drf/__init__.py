@@ -1,0 +1,1 @@
+"""A minimal Django REST framework peer: a ListAPIView with cursor pagination on `users`."""

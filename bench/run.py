@@ -1,0 +1,332 @@
+"""`make bench`: userbase and its peers on one PostgreSQL database, one run, one table.
+
+Durations and sizes come from flags or BENCH_* variables; `--quick` is a smoke run of a minute
+or so that writes bench/results/quick.* instead of latest.*.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench.cases import PAGE, Case, big_table_cases, small_table_cases
+from bench.database import ROOT, bench_database
+from bench.hashing import (
+    PASSWORD,
+    HashingBound,
+    make_hasher,
+    measure_hashing,
+    service_settings,
+)
+from bench.load import run_wrk, wrk_version
+from bench.report import plot, table, targets_table, write_json
+from bench.results import Measurement, Results
+from bench.servers import BIN, Server, Servers, systems
+from bench.targets import evaluate
+
+# Long enough for the tutorial to come back from its stall (its pool timeout is 30 s).
+SETTLE_SECONDS = 75
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    warmup: int
+    users: int
+    big_users: int
+    timeout: int
+    hash_samples: int
+    rounds: int
+    server_cpu: int
+    load_cpu: int
+    pg_host: str
+    pg_port: int
+    results_dir: Path
+    name: str
+
+
+def parse_options(argv: list[str] | None) -> Options:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=env("BENCH_QUICK") == "1",
+        help="smoke run: 2 s per case, 1 s warm-up, 1 round, 50,000 big users (BENCH_QUICK=1)",
+    )
+    parser.add_argument(
+        "--duration", type=int, help="seconds measured per case (BENCH_DURATION, 10)"
+    )
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up per case (BENCH_WARMUP, 2)")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=int(env("BENCH_USERS", "10000")),
+        help="users in the table for most cases (BENCH_USERS)",
+    )
+    parser.add_argument(
+        "--big-users",
+        type=int,
+        help="users for the first/last page cases (BENCH_BIG_USERS, 1000000)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=int(env("BENCH_TIMEOUT", "10")),
+        help="wrk's per-request timeout in seconds (BENCH_TIMEOUT)",
+    )
+    parser.add_argument("--hash-samples", type=int, default=15)
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of the cases compared across systems (BENCH_ROUNDS, 2)"
+    )
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument("--pg-host", default=env("BENCH_PG_HOST", "127.0.0.1"))
+    parser.add_argument("--pg-port", type=int, default=int(env("BENCH_PG_PORT", "5432")))
+    parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--name", help="results file name without extension (latest, or quick)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    return Options(
+        duration=args.duration or int(env("BENCH_DURATION", "2" if quick else "10")),
+        warmup=args.warmup or int(env("BENCH_WARMUP", "1" if quick else "2")),
+        users=args.users,
+        big_users=args.big_users or int(env("BENCH_BIG_USERS", "50000" if quick else "1000000")),
+        timeout=args.timeout,
+        hash_samples=5 if quick else args.hash_samples,
+        rounds=args.rounds or int(env("BENCH_ROUNDS", "1" if quick else "2")),
+        server_cpu=args.server_cpu,
+        load_cpu=args.load_cpu,
+        pg_host=args.pg_host,
+        pg_port=args.pg_port,
+        results_dir=args.results_dir,
+        name=args.name or ("quick" if quick else "latest"),
+    )  # fmt: skip
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every server is stopped and the database dropped."""
+
+    def handler(signum: int, _frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _allow_many_connections() -> None:
+    # 1,000 connections need as many descriptors in wrk and in the server.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+class Bench:
+    """Runs cases against the started servers and keeps what they measured."""
+
+    def __init__(self, options: Options, servers: Servers) -> None:
+        self.options = options
+        self.servers = servers
+        self.results = Results()
+
+    def run_case(self, case: Case) -> None:
+        """Every system of the case; with rounds, in alternating order, keeping the fastest."""
+        order = list(case.paths.items())
+        runs: dict[str, list[Measurement]] = {system: [] for system in case.paths}
+        for round_number in range(case.rounds):
+            for system, path in order if round_number % 2 == 0 else order[::-1]:
+                runs[system].append(self._measure(case, system, path))
+        for measured in runs.values():
+            best = max(measured, key=lambda m: (not m.failed, m.rps))
+            if case.rounds > 1:
+                best = replace(best, rounds_rps=tuple(m.rps for m in measured))
+            self.results.add(best)
+
+    def run_side_by_side(self, cases: list[Case]) -> None:
+        """Each system runs all `cases` back to back: cases compared with each other (first
+        page, last page) are measured a few seconds apart, not minutes, on a drifting machine."""
+        for system in dict.fromkeys(name for case in cases for name in case.paths):
+            for case in cases:
+                if system in case.paths:
+                    self.results.add(self._measure(case, system, case.paths[system]))
+
+    def _measure(self, case: Case, system: str, path: str) -> Measurement:
+        server = self.servers.running[system]
+        options = self.options
+        try:
+            # A peer overloaded by the previous case must have recovered before it is measured.
+            server.wait_ready(timeout=120)
+        except RuntimeError as exc:
+            _say(f"  {system:<13} {case.title}: FAILED, {exc}")
+            return Measurement.failure(
+                case.key, case.title, system, case.connections, path, str(exc)[:300]
+            )
+        tag = secrets.token_hex(3)
+        common: dict[str, Any] = {
+            "connections": case.connections,
+            "timeout": options.timeout,
+            "cpu": options.load_cpu,
+            "headers": case.headers,
+        }
+        url = server.url + path
+        run_wrk(url, seconds=options.warmup, script_args=(*case.script_args, f"w{tag}"), **common)
+        self._settle(server)
+        cpu_before = server.cpu_seconds()
+        result = run_wrk(
+            url, seconds=options.duration, script_args=(*case.script_args, f"m{tag}"), **common
+        )
+        measurement = Measurement.from_wrk(
+            case.key,
+            case.title,
+            system,
+            case.connections,
+            path,
+            result,
+            server.rss_bytes(),
+            server.cpu_seconds() - cpu_before,
+        )
+        self._settle(server)
+        _say(
+            f"  {system:<13} {case.title:<40} {measurement.rps:>9.1f} req/s  "
+            f"p50 {measurement.p50_ms:>8.1f} ms  p99 {measurement.p99_ms:>8.1f} ms  "
+            f"errors {measurement.errors}  cpu {measurement.cpu_ms_per_request:.2f} ms/req "
+            f"({measurement.core_use:.0%} of the core)  rss {measurement.rss_mb:.0f} MB"
+        )
+        return measurement
+
+    @staticmethod
+    def _settle(server: Server) -> None:
+        # Best effort: a stalled peer is measured (and reported) as it is.
+        if not server.settle(SETTLE_SECONDS):
+            _say(f"  {server.system.name} still busy {SETTLE_SECONDS} s after its load stopped")
+
+
+def _measure_hashing(options: Options) -> HashingBound:
+    # Taken right before the case it bounds: the machine's other load drifts over a run.
+    _say(f"hashing: {options.hash_samples} argon2id hashes on cpu {options.server_cpu}")
+    hashing = measure_hashing(options.server_cpu, options.hash_samples)
+    _say(
+        f"  median {hashing.median_ms:.1f} ms ({hashing.median_cpu_ms:.1f} ms of CPU): "
+        f"at best {hashing.bound_rps:.1f} creates/s per core"
+    )
+    return hashing
+
+
+def _command(argv: list[str] | None) -> str:
+    """How this run was asked for, to print beside its figures."""
+    args = sys.argv[1:] if argv is None else argv
+    env = [f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_")]
+    if not args and not env:
+        return "make bench"
+    return " ".join([*env, "make bench", *([f"BENCH_ARGS='{' '.join(args)}'"] if args else [])])
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    if options.server_cpu == options.load_cpu or len(os.sched_getaffinity(0)) < 2:
+        sys.exit("bench: needs two cores, one for the server and one for wrk")
+    _stop_on_sigterm()
+    _allow_many_connections()
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    wrk = wrk_version()
+
+    password_hash = make_hasher(service_settings()).hash(PASSWORD)
+    hashing = None
+
+    with (
+        tempfile.TemporaryDirectory(prefix="userbase-bench-") as workdir,
+        bench_database(options.pg_host, options.pg_port, BIN / "userbase") as database,
+        Servers(options.server_cpu, Path(workdir)) as servers,
+    ):
+        _say(f"database {database.name}: loading {options.users:,} users")
+        small_load_s = database.load_users(options.users, password_hash)
+        for system in systems(database):
+            _say(f"starting {system.name}: {system.title}")
+            servers.start(system)
+        bench = Bench(options, servers)
+        for case in small_table_cases(options.users, options.rounds):
+            if case.hashing_bound:
+                hashing = _measure_hashing(options)
+            bench.run_case(case)
+
+        _say(f"loading up to {options.big_users:,} users")
+        big_load_s = database.load_users(options.big_users, password_hash)
+        total = database.count_users()
+        bench.run_side_by_side(big_table_cases(total, database.id_before_last_page(PAGE)))
+        postgres_version = database.server_version()
+        commands = {
+            name: " ".join(["taskset", "-c", str(options.server_cpu), *server.system.argv])
+            .replace(f"{ROOT}/", "")
+            .replace("{port}", str(server.port))
+            for name, server in servers.running.items()
+        }
+
+    results = bench.results
+    if hashing is None:
+        hashing = _measure_hashing(options)
+    targets = evaluate(results, hashing)
+    seconds = time.monotonic() - clock
+    document = {
+        "command": _command(argv),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "server_cpu": options.server_cpu,
+            "load_cpu": options.load_cpu,
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "postgresql": postgres_version,
+            "wrk": wrk,
+        },
+        "settings": {
+            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            "userbase_env": {k: v for k, v in os.environ.items() if k.startswith("USERBASE_")},
+        },
+        "load_seconds": {"small": round(small_load_s, 1), "big": round(big_load_s, 1)},
+        "big_table_users": total,
+        "systems": commands,
+        "hashing": {
+            **asdict(hashing),
+            "bound_rps": round(hashing.bound_rps, 1),
+            "machine_bound_rps": round(hashing.machine_bound_rps, 1),
+        },
+        "results": [asdict(m) for m in results.measurements],
+        "ratios_vs_ceiling": results.ratios("ceiling"),
+        "ratios_vs_drf": results.ratios("drf"),
+        "cpu_ratios_vs_ceiling": results.ratios("ceiling", by_cpu=True),
+        "targets": [asdict(t) for t in targets],
+    }
+    json_path = options.results_dir / f"{options.name}.json"
+    png_path = options.results_dir / f"{options.name}.png"
+    write_json(json_path, document)
+    plot(results, png_path, f"{started_at:%Y-%m-%d %H:%M} UTC, `{document['command']}`")
+    _say("\n" + table(results))
+    _say(
+        f"\nhashing bound: {hashing.median_ms:.1f} ms per argon2id hash "
+        f"({hashing.median_cpu_ms:.1f} ms of CPU) "
+        f"(t={hashing.time_cost}, m={hashing.memory_kib} KiB, p={hashing.parallelism}) -> "
+        f"{hashing.bound_rps:.1f}/s on the server's core, {hashing.machine_bound_rps:.1f}/s on "
+        f"{hashing.machine_cores} cores"
+    )
+    _say("\n" + targets_table(targets))
+    _say(f"\nwrote {json_path} and {png_path} in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
