@@ -13,7 +13,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import Settings
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - the password the bench users get
+PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)

@@ -239,3 +239,15 @@ def test_unknown_usernames_count_against_the_client_address(
         sign_in(client, f"nobody{n}", "whatever pass")
     assert sign_in(client, "user1").status_code == 429
     _ = timedelta  # the window itself is covered in tests/test_throttle.py
+
+
+def test_filters_with_control_characters_are_422(client: Any, population: str) -> None:
+    for param in ("email", "email_prefix"):
+        response = client.get("/users/", params={param: "p\x00"}, headers=bearer(population))
+        assert response.status_code == 422
+
+
+def test_an_events_page_after_the_largest_id_is_empty(client: Any, population: str) -> None:
+    response = client.get(f"/admin/events?after={2**40}", headers=bearer(population))
+    assert response.status_code == 200
+    assert response.json() == []

@@ -235,3 +235,9 @@ def test_no_response_or_log_line_carries_a_password_or_token_hash(
     everything = "\n".join(texts) + "\n" + caplog.text
     for secret in secrets_:
         assert secret not in everything
+
+
+@pytest.mark.parametrize("login", ["nul\x00byte", "bell\x07", "tab\tname"])
+def test_a_login_with_control_characters_is_an_ordinary_401(client: Any, login: str) -> None:
+    response = client.post("/auth/token", data={"username": login, "password": "whatever pass"})
+    assert response.status_code == 401

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from userbase.models import SecurityEvent, utcnow
 
 USER_AGENT_MAX = 200
+MAX_ID = 2_147_483_647
 
 
 class EventKind(StrEnum):
@@ -78,7 +79,8 @@ def list_events(
     after: int,
     limit: int,
 ) -> EventPage:
-    statement = select(SecurityEvent).where(SecurityEvent.id > after)
+    # Ids are 32-bit integers; PostgreSQL refuses to compare the column with a larger bind.
+    statement = select(SecurityEvent).where(SecurityEvent.id > min(after, MAX_ID))
     if user_id is not None:
         statement = statement.where(SecurityEvent.user_id == user_id)
     if kind is not None:

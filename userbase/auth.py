@@ -117,7 +117,10 @@ def sign_in(
     """
     throttle = get_throttle()
     now = utcnow()
-    user = session.scalars(_USER_BY_LOGIN, {"login": login}).first()
+    # No username or address holds a control character; and PostgreSQL cannot even be sent one.
+    user = (
+        session.scalars(_USER_BY_LOGIN, {"login": login}).first() if login.isprintable() else None
+    )
     user_id = user.id if user else None
     account = account_key(user_id, login)
     limits = login_limits(account, address_key(client_address))

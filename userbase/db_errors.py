@@ -29,8 +29,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
     sqlstate = getattr(orig, "sqlstate", None)
     module = type(orig).__module__
     if module.startswith("psycopg"):
-        # No SQLSTATE at all: the failure happened on the client side (connect, socket).
-        return sqlstate is None or sqlstate[:2] in _POSTGRES_TRANSIENT_CLASSES
+        if sqlstate is None:
+            # No SQLSTATE: the client failed. A lost socket is an OperationalError; a value it
+            # refused to send (a NUL in a string, say) is a DataError, and a bug of ours.
+            return type(orig).__name__ == "OperationalError"
+        return sqlstate[:2] in _POSTGRES_TRANSIENT_CLASSES
     if module.startswith("pymysql"):
         errno = orig.args[0] if orig is not None and orig.args else None
         return errno in _MARIADB_TRANSIENT_ERRNOS

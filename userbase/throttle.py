@@ -2,6 +2,7 @@
 in the database or in Redis. Counts live outside the process, so every instance shares them.
 """
 
+import hashlib
 import math
 import secrets
 from collections.abc import Sequence
@@ -29,7 +30,10 @@ class Limit:
 
 def account_key(user_id: int | None, identifier: str) -> str:
     # Known accounts are counted by id, so switching between username and email gains nothing.
-    return f"account:{user_id}" if user_id is not None else f"name:{identifier.lower()[:320]}"
+    # Unknown names by a digest: fixed length, and no control character reaches the store.
+    if user_id is not None:
+        return f"account:{user_id}"
+    return f"name:{hashlib.sha256(identifier.lower().encode()).hexdigest()}"
 
 
 def address_key(client_address: str) -> str:

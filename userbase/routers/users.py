@@ -114,6 +114,8 @@ def _iso_8601_only(value: object) -> object:
 
 
 IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+# No control characters (PostgreSQL cannot even be sent a NUL).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 class AdminFilterParams(BaseModel):
@@ -121,8 +123,12 @@ class AdminFilterParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    email: Annotated[str | None, Field(max_length=320, description="Exact, any case.")] = None
-    email_prefix: Annotated[str | None, Field(min_length=1, max_length=320)] = None
+    email: Annotated[
+        str | None, Field(max_length=320, pattern=_PRINTABLE, description="Exact, any case.")
+    ] = None
+    email_prefix: Annotated[str | None, Field(min_length=1, max_length=320, pattern=_PRINTABLE)] = (
+        None
+    )
     is_active: bool | None = None
     is_admin: bool | None = None
     created_after: IsoDatetime | None = None

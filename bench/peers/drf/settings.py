@@ -7,7 +7,7 @@ connection per request).
 
 import os
 
-SECRET_KEY = "bench-only-not-a-secret"  # noqa: S105 - serves a local benchmark, signs nothing
+SECRET_KEY = "bench-only-not-a-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 ROOT_URLCONF = "bench.peers.drf.urls"
