@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024)
     argon2_parallelism: int = Field(default=1, ge=1)
     # Each argon2 hash holds argon2_memory_kib and a core; bound them so a burst cannot exhaust RAM.
-    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # The CPUs this process may run on (taskset, cgroups' cpusets), not all of the machine's.
+    hash_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
 
     # Bearer tokens: opaque, stored as SHA-256, revocable at once (no JWT).
     token_ttl_seconds: int = Field(default=24 * 3600, ge=60)

@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -54,25 +53,35 @@ def hash_format(password_hash: str) -> str | None:
 
 
 @lru_cache
-def _hash_slots() -> threading.BoundedSemaphore:
-    # Measured on this machine kind: 16 hashes at once cost ~300 MiB at m=19 MiB, ~1 GiB at
-    # the library's m=64 MiB. More hashes in flight than cores only adds memory, not speed.
-    return threading.BoundedSemaphore(get_settings().hash_concurrency)
+def _hashing_threads() -> ThreadPoolExecutor:
+    """The only threads that run argon2: USERBASE_HASH_CONCURRENCY of them.
+
+    Measured on this machine kind: 16 hashes at once cost ~300 MiB at m=19 MiB, ~1 GiB at the
+    library's m=64 MiB, so hashes in flight are bounded. And where they run matters as much:
+    glibc keeps each thread's freed 19 MiB in that thread's arena, so hashing on any of the 40
+    request threads left a worker at ~430 MB after a burst of sign-ups (`make bench`); on a
+    fixed set of threads, what stays allocated is bounded by their number.
+    """
+    return ThreadPoolExecutor(
+        max_workers=get_settings().hash_concurrency, thread_name_prefix="argon2"
+    )
 
 
 def hash_password(password: str) -> str:
-    """The argon2id hash of `password`. Blocking and CPU-bound: call it from a worker thread."""
-    with _hash_slots():
-        return _password_hash().hash(password)
+    """The argon2id hash of `password`. Blocks the caller (a worker thread) until it is done."""
+    return _hashing_threads().submit(_password_hash().hash, password).result()
 
 
 def hash_passwords(passwords: Sequence[str]) -> Iterator[str]:
-    """Hash many passwords, as many at once as the hashing slots allow; in order."""
-    if not passwords:
-        return iter(())
-    workers = min(len(passwords), get_settings().hash_concurrency)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return iter(list(pool.map(hash_password, passwords)))
+    """Hash many passwords, as many at once as there are hashing threads; in order."""
+    return iter(list(_hashing_threads().map(_password_hash().hash, passwords)))
+
+
+def _verify(password: str, password_hash: str) -> tuple[bool, str | None] | None:
+    try:
+        return _password_hash().verify_and_update(password, password_hash)
+    except UnknownHashError:
+        return None
 
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
@@ -80,11 +89,9 @@ def verify_password(password: str, password_hash: str) -> tuple[bool, str | None
 
     A hash in no known format (an unusable password, say) never matches.
     """
-    with _hash_slots():
-        try:
-            return _password_hash().verify_and_update(password, password_hash)
-        except UnknownHashError:
-            pass
+    outcome = _hashing_threads().submit(_verify, password, password_hash).result()
+    if outcome is not None:
+        return outcome
     verify_password(password, _dummy_hash())  # same time as a real mismatch
     return False, None
 

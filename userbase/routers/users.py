@@ -46,13 +46,13 @@ router = APIRouter(prefix="/users", tags=["users"])
 PAGE_LIMIT_MAX = 1000
 
 
+_PUBLIC_FIELDS = ("id", "username", "display_name", "created_at")
+
+
 def _public(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "username": row.username,
-        "display_name": row.display_name,
-        "created_at": row.created_at,
-    }
+    # zip over the row's values: measured faster than four attribute look-ups on a Row, and
+    # this runs once per user on the list path.
+    return dict(zip(_PUBLIC_FIELDS, row, strict=False))
 
 
 def _account(user: User) -> dict[str, Any]:
