@@ -14,6 +14,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 
 from userbase import __version__
@@ -21,7 +22,9 @@ from userbase.body_limit import BodySizeLimit
 from userbase.config import get_settings
 from userbase.database import engine
 from userbase.errors import install_error_handlers
-from userbase.routers import health, users
+from userbase.logs import configure_logging
+from userbase.observe import ObserveRequests
+from userbase.routers import health, metrics, users
 from userbase.schema import ensure_schema
 
 logger = logging.getLogger("userbase")
@@ -35,6 +38,7 @@ _ASSETS_URL = "/docs-assets"
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    configure_logging(settings)
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
     yield
     engine.dispose()
@@ -84,8 +88,20 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(users.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     _add_offline_docs(app)
+    # The last one added runs first: ObserveRequests sees every request, preflights included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Location", "Link", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(ObserveRequests, access_log=settings.access_log)
     return app
 
 

@@ -59,6 +59,7 @@ def serve(
 
     from userbase.config import get_settings
     from userbase.database import engine
+    from userbase.logs import configure_logging
     from userbase.schema import SchemaBehind, ensure_schema
 
     try:
@@ -67,6 +68,7 @@ def serve(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
+    configure_logging(get_settings())
     uvicorn.run(
         "userbase.app:app",
         host=host,
@@ -74,6 +76,10 @@ def serve(
         workers=None if reload else workers,
         reload=reload,
         log_level=get_settings().log_level,
+        # userbase logs one line per request itself (observe.py), with the request id, and
+        # formats uvicorn's own lines too (logs.py): uvicorn's logging set-up is not wanted.
+        access_log=False,
+        log_config=None,
     )
 
 

@@ -1,10 +1,12 @@
 """Settings: one pydantic-settings object, read from the environment (and `.env`)."""
 
+import json
 import os
 from functools import lru_cache
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The embedded default: a SQLite file in the working directory, so the tutorial's
 # `uvicorn main:app --reload` works with nothing set up.
@@ -41,6 +43,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     log_level: str = "info"
+
+    # Operations (docs/operations.md): logs, metrics, CORS, Redis.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    metrics_token: SecretStr | None = None
+    # Comma-separated (or a JSON list); none by default, so browsers on other origins get no access.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_url: SecretStr | None = None
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

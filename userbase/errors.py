@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from userbase.db_errors import is_database_unavailable
+from userbase.logs import request_id_var
 from userbase.responses import dumps
 from userbase.users import UserExists, UserNotFound
 
@@ -139,8 +140,11 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware re-raises after this, so the server logs the traceback;
-    # the client gets no details.
-    return problem(500, "An unexpected error occurred.", instance=request.url.path)
+    # the client gets no details. It runs outside the request-id middleware, so the id is added
+    # here: the client can quote it, and the log lines of the failed request carry it.
+    request_id = request_id_var.get()
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem(500, "An unexpected error occurred.", instance=request.url.path, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import get_settings
+from userbase.metrics import PASSWORD_HASHES_IN_FLIGHT
 
 
 @lru_cache
@@ -32,11 +33,11 @@ def _hash_slots() -> threading.BoundedSemaphore:
 
 def hash_password(password: str) -> str:
     """The argon2id hash of `password`. Blocking and CPU-bound: call it from a worker thread."""
-    with _hash_slots():
+    with _hash_slots(), PASSWORD_HASHES_IN_FLIGHT.track_inprogress():
         return _password_hash().hash(password)
 
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
     """Whether `password` matches, and a fresh hash when the stored one has outdated parameters."""
-    with _hash_slots():
+    with _hash_slots(), PASSWORD_HASHES_IN_FLIGHT.track_inprogress():
         return _password_hash().verify_and_update(password, password_hash)
