@@ -1,4 +1,4 @@
-"""The `userbase` command: serve, migrate, and administer users."""
+"""The `userbase` command: serve, migrate, check, and administer users."""
 
 from typing import Annotated
 
@@ -138,3 +138,36 @@ def create_admin(
             raise typer.Exit(1) from exc
         user.is_admin = True
         console.print(f"created admin {user.username} (id {user.id})")
+
+
+@app.command()
+def check(
+    workers: Annotated[
+        int, typer.Option(envvar="WORKERS", min=1, help="Workers that will serve (for the budget).")
+    ] = 1,
+) -> None:
+    """Check the configuration: settings, database reachable, schema at head, connection budget,
+    durability settings (and Redis when configured). Exits 1 when a check fails.
+
+    Example: DATABASE_URL=postgresql+psycopg://app@db/app WORKERS=4 userbase check
+    """
+    from rich.table import Table
+
+    from userbase.checks import config_summary, run_checks
+    from userbase.config import get_settings
+    from userbase.database import engine
+
+    settings = get_settings()
+    out = Console()
+    summary = Table("setting", "value", title="configuration", title_justify="left")
+    for name, value in config_summary(settings, workers):
+        summary.add_row(name, value)
+    out.print(summary)
+    results = Table("check", "", "detail", title="checks", title_justify="left")
+    colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+    failed = False
+    for result in run_checks(engine, settings, workers):
+        results.add_row(result.name, f"[{colours[result.status]}]{result.status}", result.detail)
+        failed = failed or result.status == "fail"
+    out.print(results)
+    raise typer.Exit(1 if failed else 0)
