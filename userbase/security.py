@@ -1,5 +1,6 @@
 """Password hashing with argon2id, bounded so a burst of requests cannot exhaust memory."""
 
+import secrets
 import threading
 from functools import lru_cache
 
@@ -8,6 +9,10 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import get_settings
 from userbase.metrics import PASSWORD_HASHES_IN_FLIGHT
+
+# A stored hash that no password matches: what an imported user without a password gets
+# (Django's convention: "!" and random characters, so it is never a valid hash of anything).
+UNUSABLE_PASSWORD_PREFIX = "!"  # noqa: S105 (a marker, not a password)
 
 
 @lru_cache
@@ -39,5 +44,19 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
     """Whether `password` matches, and a fresh hash when the stored one has outdated parameters."""
+    if not is_usable_password_hash(password_hash):
+        # Spend the time a real verification takes, so the answer does not tell whether the
+        # account has a usable password; then refuse.
+        hash_password(password)
+        return False, None
     with _hash_slots(), PASSWORD_HASHES_IN_FLIGHT.track_inprogress():
         return _password_hash().verify_and_update(password, password_hash)
+
+
+def unusable_password_hash() -> str:
+    """A value for password_hash that no password verifies against (see verify_password)."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
+
+
+def is_usable_password_hash(password_hash: str) -> bool:
+    return not password_hash.startswith(UNUSABLE_PASSWORD_PREFIX)
