@@ -95,6 +95,13 @@ def test_unmatched_paths_share_one_label(client: Any) -> None:
     assert metric(client, "userbase_http_requests_total", **labels) == before + 2
 
 
+def test_mounted_static_files_are_counted_under_their_prefix(client: Any) -> None:
+    labels = {"route": "/docs-assets/{path}", "method": "GET", "status": "200"}
+    before = metric(client, "userbase_http_requests_total", **labels)
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert metric(client, "userbase_http_requests_total", **labels) == before + 1
+
+
 def test_latency_histogram_observes_each_request(client: Any) -> None:
     labels = {"route": "/healthz", "method": "GET"}
     before = metric(client, "userbase_http_request_duration_seconds_count", **labels)

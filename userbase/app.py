@@ -33,6 +33,13 @@ logger = logging.getLogger("userbase")
 # internet. (swagger-ui-bundle 1.x ships Swagger UI 4, which cannot render OpenAPI 3.1.)
 _DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _ASSETS_URL = "/docs-assets"
+# The docs pages may load nothing from elsewhere: ReDoc's bundle fetches its "API docs by
+# Redocly" logo from cdn.redoc.ly otherwise (seen in e2e/test_docs_in_chromium.py). Inline
+# script and style: the pages' own bootstrap; blob: workers: ReDoc's search.
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 @asynccontextmanager
@@ -50,7 +57,7 @@ def _add_offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title="userbase - Swagger UI",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
@@ -58,6 +65,8 @@ def _add_offline_docs(app: FastAPI) -> None:
             swagger_css_url=f"{root}{_ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
         )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -66,13 +75,15 @@ def _add_offline_docs(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}/openapi.json",
             title="userbase - ReDoc",
             redoc_js_url=f"{root}{_ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
 
 def create_app() -> FastAPI:

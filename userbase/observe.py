@@ -31,9 +31,15 @@ def incoming_request_id(scope: Scope) -> str | None:
 
 def route_template(scope: Scope) -> str:
     """The template of the route that answered ("/users/{user_id}"), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    # A mounted app (the docs' static files) leaves no route in the scope, only its prefix
+    # added to root_path (Starlette's Mount).
+    mounted_at: str = scope.get("root_path", "")[len(scope.get("app_root_path", "")) :]
+    if mounted_at and "endpoint" in scope:
+        return mounted_at + "/{path}"
+    return UNMATCHED_ROUTE
 
 
 class ObserveRequests:
