@@ -56,7 +56,6 @@ class Progress:
     """Where an import stands after its last finished batch (records counted after --skip)."""
 
     records: int = 0
-    imported: int = 0
     rejected: int = 0
     bytes_read: int = 0
 
@@ -124,8 +123,6 @@ class BulkImport:
     def _advance(self, records: int, rejected: int, bytes_read: int) -> None:
         self.progress.records += records
         self.progress.rejected += rejected
-        if not self.dry_run:
-            self.progress.imported += records - rejected
         self.progress.bytes_read = bytes_read
         self.on_batch(self.progress)
 

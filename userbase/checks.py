@@ -76,7 +76,7 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
 
 
 def _failed(name: str, exc: Exception) -> Check:
-    return Check(name, "fail", f"{type(exc).__name__}: {_first_line(exc)}")
+    return Check(name, "fail", error_summary(exc))
 
 
 def _guarded(name: str, check: Callable[[], Check]) -> Check:
@@ -87,8 +87,10 @@ def _guarded(name: str, check: Callable[[], Check]) -> Check:
         return _failed(name, exc)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
+def error_summary(exc: Exception) -> str:
+    """An error in one line: a database's own messages run to several, with the SQL."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
 
 def _server_version(connection: Connection) -> str:

@@ -263,6 +263,7 @@ def import_users(
     from sqlalchemy.exc import SQLAlchemyError
 
     from userbase.bulk_import import BulkImport, rejected_path_for
+    from userbase.checks import error_summary
     from userbase.import_rows import ImportFileError, detect_format
 
     _ensure_schema()
@@ -292,7 +293,7 @@ def import_users(
         try:
             job.run()
         except (ImportFileError, SQLAlchemyError) as exc:
-            console.print(f"[red]{_one_line(exc)}[/]")
+            console.print(f"[red]{error_summary(exc)}[/]")
             if job.progress.records:
                 _print_resume(file, job.resume_skip)
             raise typer.Exit(1) from exc
@@ -334,12 +335,6 @@ def _print_summary(
         f"rejected {progress.rejected:,}{f' (see {rejected_path})' if progress.rejected else ''}; "
         f"{progress.records:,} records in {seconds:.1f} s ({rate:,.0f} rows/s)"
     )
-
-
-def _one_line(exc: Exception) -> str:
-    """An error in one line: the database's own messages run to several, with the SQL."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def _print_resume(file: Path, resume_skip: int) -> None:
