@@ -39,6 +39,11 @@ _SECRETS = re.compile(
 
 def scrub(text: str) -> str:
     """`text` with email addresses, password hashes and bearer tokens replaced by a marker."""
+    # Each secret above has an "@", a "$" or the word bearer. A line with none (an access line)
+    # skips the pattern, which costs ~25 µs on a 250-character JSON line; these tests ~1 µs
+    # (bench/observe_cost.py: the JSON access line went from +57 to +32 µs a request).
+    if "@" not in text and "$" not in text and "bearer" not in text.lower():
+        return text
     return _SECRETS.sub("[redacted]", text)
 
 

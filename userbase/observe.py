@@ -3,7 +3,9 @@
 import logging
 import re
 import secrets
+from functools import lru_cache
 from time import perf_counter
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +42,16 @@ def route_template(scope: Scope) -> str:
     if mounted_at and "endpoint" in scope:
         return mounted_at + "/{path}"
     return UNMATCHED_ROUTE
+
+
+@lru_cache(maxsize=4096)
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The two metric children of a request; looked up once per (route, method, status), which
+    are bounded (route templates, known methods, status codes), instead of twice a request."""
+    return (
+        HTTP_REQUESTS.labels(route, method, str(status)),
+        HTTP_REQUEST_DURATION.labels(route, method),
+    )
 
 
 class ObserveRequests:
@@ -79,8 +91,9 @@ class ObserveRequests:
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"] if scope["method"] in _METHODS else "other"
         route = route_template(scope)
-        HTTP_REQUESTS.labels(route, method, str(status)).inc()
-        HTTP_REQUEST_DURATION.labels(route, method).observe(seconds)
+        count, latency = _series(route, method, status)
+        count.inc()
+        latency.observe(seconds)
         if self.access_log and access_logger.isEnabledFor(logging.INFO):
             access_logger.info(
                 "%s %s %d %.1f ms",
