@@ -1,5 +1,7 @@
 """/readyz reports Redis too when USERBASE_REDIS_URL is set; /healthz still touches nothing."""
 
+import time
+
 import httpx2 as httpx
 import pytest
 
@@ -38,3 +40,18 @@ def test_readyz_is_503_naming_redis_when_it_is_unreachable(database_url: str) ->
 
 def test_without_redis_configured_readyz_does_not_mention_it(live_server: LiveServer) -> None:
     assert httpx.get(f"{live_server.url}/readyz").json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.engines("sqlite")
+def test_readyz_does_not_wait_for_a_sqlite_writer(live_server: LiveServer) -> None:
+    """A probe only reads: a writer holding SQLite's lock must not make it wait (or fail)."""
+    from userbase.database import engine
+
+    with engine.connect() as writer:
+        writer.exec_driver_sql("SELECT 1")  # the connection's BEGIN IMMEDIATE: the write lock
+        started = time.monotonic()
+        response = httpx.get(f"{live_server.url}/readyz", timeout=30)
+        waited = time.monotonic() - started
+        writer.rollback()
+    assert response.status_code == 200
+    assert waited < 2  # the busy timeout is 5 s

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 from starlette.responses import Response
 
-from userbase.database import engine
+from userbase.database import SQLITE_BEGIN_OPTION, engine
 from userbase.errors import RETRY_AFTER_SECONDS, problem
 from userbase.redis_client import redis_client
 from userbase.responses import JSONBytes
@@ -23,7 +23,8 @@ async def healthz() -> Response:
 
 
 def _ping_database() -> None:
-    with engine.connect() as connection:
+    # DEFERRED: on SQLite a probe must not take the write lock (database.py), nor wait for it.
+    with engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) as connection:
         connection.execute(text("SELECT 1"))
 
 
