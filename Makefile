@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test test-reliability test-sqlite test-postgresql test-mariadb check install install-dev bench bench-quick wrk clean
+.PHONY: run test test-reliability test-sqlite test-postgresql test-mariadb test-e2e check install install-dev bench bench-quick wrk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.installed: requirements/base.txt pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: requirements/dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+$(VENV)/.installed-e2e: requirements/e2e.txt $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -r requirements/e2e.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,6 +44,12 @@ test-reliability: install-dev
 
 test-sqlite test-postgresql test-mariadb: install-dev
 	$(BIN)/pytest --db=$(@:test-%=%)
+
+## /docs and /redoc in real headless Chromium (Debian's, installed here if missing; needs root).
+test-e2e: $(VENV)/.installed-e2e
+	@command -v chromium >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	$(BIN)/python -m pytest e2e --db=sqlite
 
 ## ruff, ruff format --check, mypy --strict.
 check: install-dev

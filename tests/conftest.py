@@ -114,7 +114,8 @@ def _free_port() -> int:
 class LiveServer:
     """A real uvicorn process serving userbase on the run's database."""
 
-    def __init__(self, database_url: str, **env: str) -> None:
+    def __init__(self, database_url: str, *, output: Any = None, **env: str) -> None:
+        """`output`: a file for the server's stdout and stderr (its logs); default: inherited."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -132,6 +133,8 @@ class LiveServer:
                 "--no-access-log",
             ],
             env={**os.environ, "DATABASE_URL": database_url, **env},
+            stdout=output,
+            stderr=output,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -7,10 +7,12 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 import redis
+from pydantic import SecretStr
 
 from tests.accounts import PASSWORD, sign_in, sign_up
 from tests.conftest import LiveServer
 from userbase.config import get_settings
+from userbase.redis_client import redis_client
 from userbase.throttle import get_throttle
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,11 +26,13 @@ def throttle_store(
     settings = get_settings()
     namespace = f"userbase-test-{secrets.token_hex(4)}"
     if request.param == "redis":
-        monkeypatch.setattr(settings, "redis_url", REDIS_URL)
+        monkeypatch.setattr(settings, "redis_url", SecretStr(REDIS_URL))
         monkeypatch.setattr(settings, "redis_namespace", namespace)
     get_throttle.cache_clear()
+    redis_client.cache_clear()
     yield request.param
     get_throttle.cache_clear()
+    redis_client.cache_clear()
     if request.param == "redis":
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"{namespace}:*"):

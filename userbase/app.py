@@ -16,6 +16,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 
 from userbase import __version__, mail
@@ -25,8 +26,10 @@ from userbase.database import SessionLocal, engine
 from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
+from userbase.logs import configure_logging
+from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
-from userbase.routers import admin, auth, health, pages, sessions, users
+from userbase.routers import admin, auth, health, metrics, pages, sessions, users
 from userbase.schema import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.session_slots import size_thread_pool
@@ -37,6 +40,13 @@ logger = logging.getLogger("userbase")
 # internet. (swagger-ui-bundle 1.x ships Swagger UI 4, which cannot render OpenAPI 3.1.)
 _DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _ASSETS_URL = "/docs-assets"
+# The docs pages may load nothing from elsewhere: ReDoc's bundle fetches its "API docs by
+# Redocly" logo from cdn.redoc.ly otherwise (seen in e2e/test_docs_in_chromium.py). Inline
+# script and style: the pages' own bootstrap; blob: workers: ReDoc's search.
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 async def _send_mail_forever(interval: float) -> None:
@@ -54,6 +64,7 @@ async def _send_mail_forever(interval: float) -> None:
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     size_thread_pool()
+    configure_logging(settings)
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
     await run_in_threadpool(check_capacity, engine, settings, workers=1)
@@ -82,7 +93,7 @@ def _add_offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title="userbase - Swagger UI",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
@@ -90,6 +101,8 @@ def _add_offline_docs(app: FastAPI) -> None:
             swagger_css_url=f"{root}{_ASSETS_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
         )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -98,13 +111,15 @@ def _add_offline_docs(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}/openapi.json",
             title="userbase - ReDoc",
             redoc_js_url=f"{root}{_ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{_ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
 
 def create_app() -> FastAPI:
@@ -125,11 +140,23 @@ def create_app() -> FastAPI:
     app.include_router(admin.router)
     app.include_router(pages.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     _add_offline_docs(app)
     document_common_responses(app)
+    # The last one added runs first: ObserveRequests sees every request, preflights included.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestDeadline, seconds=settings.request_timeout)
     app.add_middleware(HeaderLimits, max_bytes=settings.max_header_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "Link", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(ObserveRequests, access_log=settings.access_log)
     return app
 
 

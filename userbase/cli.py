@@ -1,19 +1,37 @@
-"""The `userbase` command: serve, migrate, and administer users."""
+"""The `userbase` command: serve, migrate, check, administer, import and export users."""
 
-from typing import Annotated
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy import select
 
 from userbase import __version__
+
+if TYPE_CHECKING:
+    from userbase.bulk_import import Progress as ImportProgress
 
 app = typer.Typer(
     help="userbase: the users service. Settings come from DATABASE_URL and USERBASE_*.",
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+# soft_wrap: a message (a path, a --skip to copy) stays on one line whatever the width.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -55,31 +73,22 @@ def serve(
 
     Example: userbase serve --host 0.0.0.0 --port 8000 --workers 2
     """
-    import copy
-
     import uvicorn
-    import uvicorn.config
 
     from userbase.config import get_settings
     from userbase.database import engine
-    from userbase.schema import SchemaBehind, ensure_schema
+    from userbase.logs import configure_logging
     from userbase.server_checks import NotEnoughConnections, check_capacity
 
     settings = get_settings()
+    _ensure_schema()
     try:
-        ensure_schema(engine, auto_migrate=settings.should_auto_migrate)
         check_capacity(engine, settings, workers=1 if reload else workers)
-    except (SchemaBehind, NotEnoughConnections) as exc:
+    except NotEnoughConnections as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
-    # userbase's own log lines (database unavailable, durability, shutdown) beside uvicorn's.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["userbase"] = {
-        "handlers": ["default"],
-        "level": settings.log_level.upper(),
-        "propagate": False,
-    }
+    configure_logging(settings)
     uvicorn.run(
         "userbase.app:app",
         host=host,
@@ -87,9 +96,25 @@ def serve(
         workers=None if reload else workers,
         reload=reload,
         log_level=settings.log_level,
-        log_config=log_config,
+        # userbase logs one line per request itself (observe.py), with the request id, and
+        # formats uvicorn's own lines too (logs.py): uvicorn's logging set-up is not wanted.
+        access_log=False,
+        log_config=None,
         timeout_graceful_shutdown=settings.shutdown_grace,
     )
+
+
+def _ensure_schema() -> None:
+    """Upgrade the embedded default, or exit 1 when a server database is behind the code."""
+    from userbase.config import get_settings
+    from userbase.database import engine
+    from userbase.schema import SchemaBehind, ensure_schema
+
+    try:
+        ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
+    except SchemaBehind as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command("create-admin")
@@ -250,3 +275,236 @@ def purge_events(
         if purged < batch_size:
             break
     console.print(f"purged {total} events older than {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command()
+def check(
+    workers: Annotated[
+        int, typer.Option(envvar="WORKERS", min=1, help="Workers that will serve (for the budget).")
+    ] = 1,
+) -> None:
+    """Check the configuration: settings, database reachable, schema at head, connection budget,
+    durability settings (and Redis when configured). Exits 1 when a check fails.
+
+    Example: DATABASE_URL=postgresql+psycopg://app@db/app WORKERS=4 userbase check
+    """
+    from rich.table import Table
+
+    from userbase.checks import config_summary, run_checks
+    from userbase.config import get_settings
+    from userbase.database import engine
+
+    settings = get_settings()
+    out = Console()
+    summary = Table("setting", "value", title="configuration", title_justify="left")
+    for name, value in config_summary(settings, workers):
+        summary.add_row(name, value)
+    out.print(summary)
+    results = Table("check", "", "detail", title="checks", title_justify="left")
+    colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+    failed = False
+    for result in run_checks(engine, settings, workers):
+        results.add_row(result.name, f"[{colours[result.status]}]{result.status}", result.detail)
+        failed = failed or result.status == "fail"
+    out.print(results)
+    raise typer.Exit(1 if failed else 0)
+
+
+class FileFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _progress(description: str) -> Progress:
+    """A progress bar on stderr with rows and rows/s; the ETA follows bytes or ids."""
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        # Only for a person watching: in a pipe or a CI log, the closing summary line is enough.
+        disable=not console.is_terminal,
+    )
+
+
+@app.command("import")
+def import_users(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="A .csv or .jsonl file."),
+    ],
+    fmt: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="csv or jsonl; by default, from the file's extension."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows per transaction.")
+    ] = 1000,
+    skip: Annotated[
+        int, typer.Option(min=0, help="Skip the first N records (to resume an import).")
+    ] = 0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and report; write nothing.")
+    ] = False,
+    rejected: Annotated[
+        Path | None,
+        typer.Option(help="Where rejected rows go.", show_default="FILE.rejected.csv"),
+    ] = None,
+) -> None:
+    """Import users from CSV or JSON Lines: username, email, display_name, password_hash.
+
+    The header (CSV) or keys (JSON) are username and email, and optionally display_name and
+    password_hash (argon2id only, for now). A row without a hash gets an unusable password:
+    that user must reset it. Invalid rows, and rows whose username or email is taken (in the
+    database or earlier in the file), go to FILE.rejected.csv with the reason. Each batch is one
+    transaction; Ctrl-C stops after the current batch and prints the --skip that resumes.
+
+    Example: userbase import users.csv --batch-size 2000
+
+    Example: userbase import users.jsonl --dry-run
+
+    Example: userbase import users.csv --skip 40000   (resume after an interruption)
+    """
+    import time
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from userbase.bulk_import import BulkImport, rejected_path_for
+    from userbase.checks import error_summary
+    from userbase.import_rows import ImportFileError, detect_format
+
+    _ensure_schema()
+    try:
+        file_format = fmt.value if fmt else detect_format(file)
+    except ImportFileError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    started = time.monotonic()
+    with _progress("dry run" if dry_run else "importing") as bar, _ctrl_c_stops() as stop:
+        task = bar.add_task("", total=file.stat().st_size or 1, rows=0, rate=0.0)
+
+        def on_batch(progress: "ImportProgress") -> None:
+            rate = progress.records / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=progress.bytes_read, rows=progress.records, rate=rate)
+
+        job = BulkImport(
+            file,
+            file_format,
+            batch_size=batch_size,
+            skip=skip,
+            dry_run=dry_run,
+            rejected_path=rejected,
+            on_batch=on_batch,
+            should_stop=stop.is_set,
+        )
+        try:
+            job.run()
+        except (ImportFileError, SQLAlchemyError) as exc:
+            console.print(f"[red]{error_summary(exc)}[/]")
+            if job.progress.records:
+                _print_resume(file, job.resume_skip)
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt:  # the second Ctrl-C: the batch in flight was rolled back
+            stop.set()
+    _print_summary(
+        job.progress, time.monotonic() - started, dry_run, rejected or rejected_path_for(file)
+    )
+    if stop.is_set():
+        _print_resume(file, job.resume_skip)
+        raise typer.Exit(130)
+
+
+@contextmanager
+def _ctrl_c_stops() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (stop after this batch); a second one interrupts."""
+    stop = threading.Event()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        console.print("[yellow]stopping after this batch (Ctrl-C again to stop at once)[/]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_summary(
+    progress: "ImportProgress", seconds: float, dry_run: bool, rejected_path: Path
+) -> None:
+    rate = progress.records / max(seconds, 1e-6)
+    done = progress.records - progress.rejected
+    console.print(
+        f"{'would import' if dry_run else 'imported'} {done:,} rows, "
+        f"rejected {progress.rejected:,}{f' (see {rejected_path})' if progress.rejected else ''}; "
+        f"{progress.records:,} records in {seconds:.1f} s ({rate:,.0f} rows/s)"
+    )
+
+
+def _print_resume(file: Path, resume_skip: int) -> None:
+    console.print(
+        f"[yellow]stopped: every finished batch is committed. Resume with:[/]\n"
+        f"  userbase import {file} --skip {resume_skip}"
+    )
+
+
+@app.command()
+def export(
+    fmt: Annotated[FileFormat, typer.Option("--format", help="csv or jsonl.")] = FileFormat.csv,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write.", show_default="stdout"),
+    ] = None,
+    include_hashes: Annotated[
+        bool, typer.Option("--include-hashes", help="Also export the password hashes.")
+    ] = False,
+    page_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per query.")] = 1000,
+) -> None:
+    """Export every user (username, email, display_name) in the format `import` reads.
+
+    Streams the table a keyset page at a time; password hashes only with --include-hashes.
+    A file given with --output appears complete or not at all.
+
+    Example: userbase export --format jsonl --output users.jsonl
+
+    Example: userbase export --include-hashes -o backup.csv
+    """
+    import os
+    import sys
+    import time
+
+    from userbase.bulk_export import export_users, last_id
+
+    _ensure_schema()
+    started = time.monotonic()
+    with _progress("exporting") as bar:
+        task = bar.add_task("", total=last_id() or 1, rows=0, rate=0.0)
+
+        def on_page(rows: int, last: int) -> None:
+            rate = rows / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=last, rows=rows, rate=rate)
+
+        def write(out: TextIO) -> int:
+            return export_users(
+                out, fmt.value, include_hashes=include_hashes, page_size=page_size, on_page=on_page
+            )
+
+        if output is None:
+            written = write(sys.stdout)
+        else:
+            partial = output.with_name(output.name + ".partial")
+            try:
+                with partial.open("w", encoding="utf-8", newline="") as out:
+                    written = write(out)
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            os.replace(partial, output)
+    console.print(f"exported {written:,} users in {time.monotonic() - started:.1f} s")

@@ -1,10 +1,11 @@
 """Settings: one pydantic-settings object, read from the environment (and `.env`)."""
 
+import json
 import os
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The embedded default: a SQLite file in the working directory, so the tutorial's
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     # Comma-separated, e.g. USERBASE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # When set, the login throttle counts in Redis instead of the database.
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None
     # Prefix of every Redis key we write, so several deployments can share one Redis.
     redis_namespace: str = "userbase"
 
@@ -85,6 +86,23 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
     log_level: str = "info"
+
+    # Operations (docs/operations.md): logs, metrics, CORS.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True
+    metrics_token: SecretStr | None = None
+    # Comma-separated (or a JSON list); none by default, so browsers on other origins get no access.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -57,6 +57,8 @@ def build_engine(settings: Settings) -> Engine:
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
+        # Statement parameters (emails, password hashes) stay out of exception messages and logs.
+        "hide_parameters": True,
     }
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False}

@@ -19,6 +19,7 @@ from starlette.routing import Match
 
 from userbase import auth, lifecycle, users
 from userbase.db_errors import is_database_unavailable
+from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.responses import dumps
 from userbase.routers.etags import PreconditionFailed
@@ -209,8 +210,11 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware re-raises after this, so the server logs the traceback;
-    # the client gets no details.
-    return problem(500, "An unexpected error occurred.", instance=request.url.path)
+    # the client gets no details. It runs outside the request-id middleware, so the id is added
+    # here: the client can quote it, and the log lines of the failed request carry it.
+    request_id = request_id_var.get()
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem(500, "An unexpected error occurred.", instance=request.url.path, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

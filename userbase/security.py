@@ -1,10 +1,11 @@
 """Password hashing with argon2id (bounded so a burst cannot exhaust memory) and bearer tokens."""
 
+import functools
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from typing import ParamSpec, TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.exceptions import UnknownHashError
@@ -12,6 +13,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 
 from userbase.config import get_settings
 from userbase.legacy_hashes import DjangoPbkdf2Hasher, DjangoScryptHasher, LegacyBcryptHasher
+from userbase.metrics import PASSWORD_HASHES_IN_FLIGHT
 
 _FORMAT_NAMES = {
     Argon2Hasher: "argon2",
@@ -24,8 +26,15 @@ _FORMAT_NAMES = {
 TOKEN_BYTES = 32
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"
 
+# A stored hash that no password matches: what an imported user without a password gets
+# (Django's convention: "!" and random characters, so it is never a valid hash of anything).
+UNUSABLE_PASSWORD_PREFIX = "!"
 
-@lru_cache
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@functools.lru_cache
 def _password_hash() -> PasswordHash:
     settings = get_settings()
     # The first hasher makes every new hash; the others only verify hashes brought in from
@@ -52,7 +61,7 @@ def hash_format(password_hash: str) -> str | None:
     return None
 
 
-@lru_cache
+@functools.lru_cache
 def _hashing_threads() -> ThreadPoolExecutor:
     """The only threads that run argon2: USERBASE_HASH_CONCURRENCY of them.
 
@@ -69,12 +78,22 @@ def _hashing_threads() -> ThreadPoolExecutor:
 
 def hash_password(password: str) -> str:
     """The argon2id hash of `password`. Blocks the caller (a worker thread) until it is done."""
-    return _hashing_threads().submit(_password_hash().hash, password).result()
+    return _on_hashing_thread(_password_hash().hash, password)
 
 
 def hash_passwords(passwords: Sequence[str]) -> Iterator[str]:
     """Hash many passwords, as many at once as there are hashing threads; in order."""
-    return iter(list(_hashing_threads().map(_password_hash().hash, passwords)))
+    futures = [_hashing_threads().submit(_tracked, _password_hash().hash, p) for p in passwords]
+    return iter([future.result() for future in futures])
+
+
+def _tracked(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    with PASSWORD_HASHES_IN_FLIGHT.track_inprogress():
+        return work(*args, **kwargs)
+
+
+def _on_hashing_thread(work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    return _hashing_threads().submit(functools.partial(_tracked, work, *args, **kwargs)).result()
 
 
 def _verify(password: str, password_hash: str) -> tuple[bool, str | None] | None:
@@ -87,16 +106,26 @@ def _verify(password: str, password_hash: str) -> tuple[bool, str | None] | None
 def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
     """Whether `password` matches, and a fresh hash when the stored one has outdated parameters.
 
-    A hash in no known format (an unusable password, say) never matches.
+    A hash in no known format (an unusable password, say) never matches, and costs the time a
+    real verification takes, so the answer does not tell whether the account has a password.
     """
-    outcome = _hashing_threads().submit(_verify, password, password_hash).result()
+    outcome = _on_hashing_thread(_verify, password, password_hash)
     if outcome is not None:
         return outcome
-    verify_password(password, _dummy_hash())  # same time as a real mismatch
+    _on_hashing_thread(_verify, password, _dummy_hash())
     return False, None
 
 
-@lru_cache
+def unusable_password_hash() -> str:
+    """A value for password_hash that no password verifies against (see verify_password)."""
+    return UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30)
+
+
+def is_usable_password_hash(password_hash: str) -> bool:
+    return not password_hash.startswith(UNUSABLE_PASSWORD_PREFIX)
+
+
+@functools.lru_cache
 def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from userbase.config import get_settings
 from userbase.models import ThrottleEvent
+from userbase.redis_client import redis_client
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 @lru_cache
 def get_throttle() -> Throttle:
     settings = get_settings()
-    if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.connect_timeout)
+    client = redis_client()
+    if client is not None:
         return RedisThrottle(client, settings.redis_namespace)
     return DatabaseThrottle()

@@ -1,0 +1,124 @@
+"""`userbase check`: 0 when the database is ready to serve, 1 with the reason when it is not."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.databases import create_database
+from userbase.checks import config_summary, run_checks
+from userbase.cli import app
+from userbase.config import Settings
+from userbase.database import build_engine, engine
+
+runner = CliRunner()
+
+
+def check(database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`userbase check` in its own process, with only the given settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "userbase", "check"],
+        env={"PATH": os.environ["PATH"], "COLUMNS": "200", "DATABASE_URL": database_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_passes_on_the_migrated_test_database() -> None:
+    result = runner.invoke(app, ["check"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name in ("database reachable", "schema at head", "connection budget", "durability"):
+        assert name in result.output
+    assert "fail" not in result.output
+
+
+def test_every_check_of_the_test_database_is_ok(db_engine_name: str) -> None:
+    results = list(run_checks(engine, Settings(), workers=1))
+    assert {r.status for r in results} == {"ok"}, results
+    durability = [r.name for r in results if r.name.startswith("durability")]
+    assert len(durability) >= 2
+
+
+def test_summary_hides_passwords_and_tokens() -> None:
+    settings = Settings(
+        DATABASE_URL="postgresql+psycopg://app:db-secret@db.internal/app",  # type: ignore[call-arg]
+        metrics_token="scrape-secret",
+        redis_url="redis://:redis-secret@cache:6379/0",
+    )
+    summary = dict(config_summary(settings, workers=2))
+    text = str(summary)
+    for secret in ("db-secret", "scrape-secret", "redis-secret"):
+        assert secret not in text
+    assert summary["metrics token"] == "set"
+    assert "***" in summary["database"]
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_an_unreachable_database_fails_with_exit_1(db_engine_name: str) -> None:
+    url = {
+        "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/none",
+        "mariadb": "mysql+pymysql://root@127.0.0.1:1/none",
+    }[db_engine_name]
+    result = check(url, USERBASE_CONNECT_TIMEOUT="2")
+    assert result.returncode == 1
+    assert "database reachable" in result.stdout
+    assert "fail" in result.stdout
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_a_database_behind_head_fails_and_says_to_migrate(db_engine_name: str) -> None:
+    fresh = create_database(db_engine_name)
+    try:
+        result = check(fresh.url)
+    finally:
+        fresh.drop()
+    assert result.returncode == 1
+    assert "schema at head" in result.stdout
+    assert "userbase migrate" in result.stdout
+
+
+@pytest.mark.engines("sqlite")
+def test_an_unreachable_sqlite_file_fails() -> None:
+    result = check("sqlite:////nonexistent-dir/never/db.sqlite")
+    assert result.returncode == 1
+    assert "fail" in result.stdout
+
+
+@pytest.mark.engines("postgresql")
+def test_a_postgresql_database_without_synchronous_commit_fails(database_url: str) -> None:
+    from sqlalchemy import text
+
+    name = engine.url.database
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    fresh_engine = build_engine(Settings(DATABASE_URL=database_url))  # type: ignore[call-arg]
+    try:
+        results = {r.name: r for r in run_checks(fresh_engine, Settings(), workers=1)}
+    finally:
+        fresh_engine.dispose()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" RESET synchronous_commit'))
+    assert results["durability: synchronous_commit"].status == "fail"
+    assert "off" in results["durability: synchronous_commit"].detail
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_a_pool_larger_than_the_server_allows_fails_the_budget() -> None:
+    settings = Settings(pool_size=200, max_overflow=200)
+    results = {r.name: r for r in run_checks(engine, settings, workers=4)}
+    assert results["connection budget"].status == "fail"
+    assert "1600 needed by 4 worker(s)" in results["connection budget"].detail
+
+
+def test_redis_is_checked_when_configured(database_url: str) -> None:
+    reachable = check(database_url, USERBASE_REDIS_URL="redis://127.0.0.1:6379/0")
+    assert reachable.returncode == 0, reachable.stdout
+    assert "redis reachable" in reachable.stdout
+
+    unreachable = check(database_url, USERBASE_REDIS_URL="redis://127.0.0.1:1/0")
+    assert unreachable.returncode == 1
+    line = next(x for x in unreachable.stdout.splitlines() if "redis reachable" in x)
+    assert "fail" in line

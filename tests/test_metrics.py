@@ -1,0 +1,107 @@
+"""GET /metrics: Prometheus text, the pool and the hashing gauges, the optional bearer token."""
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import LiveServer, new_user
+from tests.test_observe import metric
+from userbase.database import engine
+from userbase.security import hash_password
+
+
+def test_metrics_is_prometheus_text(client: Any) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    for name in (
+        "userbase_http_requests_total",
+        "userbase_http_request_duration_seconds",
+        "userbase_db_pool_size",
+        "userbase_db_pool_checked_out",
+        "userbase_db_pool_overflow",
+        "userbase_password_hashes_in_flight",
+        "userbase_login_failures_total",
+        "userbase_login_throttled_total",
+        "process_resident_memory_bytes",
+    ):
+        assert f"\n# TYPE {name} " in response.text, name
+
+
+def test_metrics_is_not_in_the_openapi_document(client: Any) -> None:
+    assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_pool_gauges_follow_the_connections_in_use(client: Any) -> None:
+    assert metric(client, "userbase_db_pool_size") == engine.pool.size()  # type: ignore[attr-defined]
+    held = engine.connect()
+    try:
+        in_use = metric(client, "userbase_db_pool_checked_out")
+    finally:
+        held.close()
+    assert in_use >= 1
+    assert metric(client, "userbase_db_pool_checked_out") == in_use - 1
+
+
+def test_hashes_in_flight_counts_a_hash_while_it_runs(client: Any) -> None:
+    readings: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            readings.append(metric(client, "userbase_password_hashes_in_flight"))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(5):
+            hash_password("a password to hash")
+    finally:
+        done.set()
+        watcher.join()
+    assert max(readings) >= 1
+    assert metric(client, "userbase_password_hashes_in_flight") == 0
+
+
+def test_a_create_is_counted_as_201(client: Any) -> None:
+    labels = {"route": "/users/", "method": "POST", "status": "201"}
+    before = metric(client, "userbase_http_requests_total", **labels)
+    assert client.post("/users/", json=new_user(1)).status_code == 201
+    assert metric(client, "userbase_http_requests_total", **labels) == before + 1
+
+
+@pytest.fixture(scope="module")
+def guarded_server(database_url: str) -> Iterator[LiveServer]:
+    server = LiveServer(database_url, USERBASE_METRICS_TOKEN="scrape-me-please")
+    yield server
+    server.stop()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer wrong", "Basic c2NyYXBlLW1lLXBsZWFzZQ==", "scrape-me-please"]
+)
+def test_with_a_token_set_metrics_refuses_anything_else(
+    guarded_server: LiveServer, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    response = httpx.get(f"{guarded_server.url}/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "scrape-me-please" not in response.text
+
+
+@pytest.mark.live
+def test_with_a_token_set_metrics_answers_the_bearer(guarded_server: LiveServer) -> None:
+    for scheme in ("Bearer", "bearer"):
+        response = httpx.get(
+            f"{guarded_server.url}/metrics",
+            headers={"Authorization": f"{scheme} scrape-me-please"},
+        )
+        assert response.status_code == 200
+        assert "userbase_http_requests_total" in response.text
+    assert httpx.get(f"{guarded_server.url}/healthz").status_code == 200
