@@ -134,14 +134,13 @@ def test_rows_are_validated_by_the_api_rules(tmp_path: Path, field: str, value: 
 @pytest.mark.parametrize(
     "password_hash",
     [
-        "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",  # bcrypt
-        "pbkdf2_sha256$600000$salt$hash=",  # Django
-        "$argon2i$v=19$m=16,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",  # argon2i
-        "$argon2id$v=19$m=19456,t=2,p=1$short$x",  # truncated
+        "$1$saltsalt$qjHGrDvzRUtBzL3Ikgv3v.",  # md5-crypt
+        "md5$abc$0123456789abcdef",  # Django's old unsalted md5
+        "sha1$salt$0123456789abcdef0123456789abcdef01234567",
         "correct horse battery staple",  # a password, not a hash
     ],
 )
-def test_hashes_other_than_argon2id_are_rejected_with_the_reason(
+def test_hash_formats_we_cannot_verify_are_rejected_with_the_reason(
     tmp_path: Path, password_hash: str
 ) -> None:
     file = tmp_path / "users.jsonl"
@@ -152,7 +151,7 @@ def test_hashes_other_than_argon2id_are_rejected_with_the_reason(
     run_import(file)
 
     [rejected] = rejected_rows(tmp_path / "users.jsonl.rejected.csv")
-    assert rejected["reason"].startswith("password_hash: unsupported format; only argon2id")
+    assert rejected["reason"].startswith("password_hash: unsupported password_hash format")
     assert users() == {}
 
 
@@ -393,3 +392,34 @@ def test_ctrl_c_keeps_committed_batches_and_prints_where_to_resume(
 def count_users() -> int:
     with SessionLocal() as session:
         return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def test_imported_foreign_hashes_sign_in_and_become_argon2id(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.accounts import sign_in
+    from tests.test_foreign_hashes import DJANGO_VECTORS, FORMATS, OLD_PASSWORD
+    from userbase.app import app as web_app
+
+    rows = {
+        "bcryptuser": FORMATS["bcrypt-2y"](OLD_PASSWORD),
+        "djangouser": DJANGO_VECTORS["pbkdf2"],
+        "scryptuser": DJANGO_VECTORS["scrypt"],
+        "argon2iuser": FORMATS["argon2i"](OLD_PASSWORD),
+    }
+    file = tmp_path / "users.jsonl"
+    file.write_bytes(
+        b"\n".join(
+            orjson.dumps({"username": name, "email": f"{name}@example.com", "password_hash": h})
+            for name, h in rows.items()
+        )
+    )
+
+    result = run_import(file)
+
+    assert "imported 4 rows, rejected 0" in result.output
+    with TestClient(web_app) as client:
+        for name in rows:
+            assert sign_in(client, name, "wrong password!").status_code == 401
+            assert sign_in(client, name, OLD_PASSWORD).status_code == 200
+    assert all(u.password_hash.startswith("$argon2id$") for u in users().values())

@@ -105,3 +105,25 @@ def test_with_a_token_set_metrics_answers_the_bearer(guarded_server: LiveServer)
         assert response.status_code == 200
         assert "userbase_http_requests_total" in response.text
     assert httpx.get(f"{guarded_server.url}/healthz").status_code == 200
+
+
+def _counter(client: Any, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f"{name}_total "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_refused_and_throttled_logins_are_counted(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from userbase.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "login_account_limit", 2)
+    failures = _counter(client, "userbase_login_failures")
+    throttled = _counter(client, "userbase_login_throttled")
+    for _ in range(3):
+        client.post("/auth/token", data={"username": "ghost", "password": "wrong password!"})
+
+    assert _counter(client, "userbase_login_failures") == failures + 2
+    assert _counter(client, "userbase_login_throttled") == throttled + 1

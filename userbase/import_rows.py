@@ -1,7 +1,6 @@
 """The rows of an import file (CSV or JSON Lines), read as a stream and validated like the API."""
 
 import csv
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from userbase.schemas import DisplayName, Email, Username
+from userbase.security import hash_format
 
 Format = Literal["csv", "jsonl"]
 FIELDS = ("username", "email", "display_name", "password_hash")
@@ -21,18 +21,16 @@ REQUIRED_FIELDS = ("username", "email")
 _OPTIONAL_FIELDS = frozenset(FIELDS) - frozenset(REQUIRED_FIELDS)
 _EXTRA_CELLS = "\0extra"
 
-# The PHC string of an argon2id hash, as argon2-cffi (and so userbase) writes it. bcrypt and
-# Django's formats come with a later issue, together with their verifiers in security.py.
-# At most 240 characters: it fits the 255 of users.password_hash.
-_ARGON2ID = re.compile(
-    r"\$argon2id\$v=(?:16|19)\$m=\d{1,10},t=\d{1,10},p=\d{1,3}"
-    r"\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,128}"
+# The formats security.py can verify: argon2 (any parameters), bcrypt ($2a$, $2b$, $2y$),
+# Django's pbkdf2_sha256 and scrypt (docs/migrating.md). At most 255 characters, the column's.
+UNSUPPORTED_HASH = (
+    "unsupported password_hash format; expected argon2, bcrypt ($2a$/$2b$/$2y$), "
+    "Django pbkdf2_sha256 or Django scrypt"
 )
-UNSUPPORTED_HASH = "unsupported format; only argon2id hashes ($argon2id$v=19$...) for now"
 
 
 def _supported_hash(value: str) -> str:
-    if not _ARGON2ID.fullmatch(value):
+    if len(value) > 255 or hash_format(value) is None:
         raise ValueError(UNSUPPORTED_HASH)
     return value
 

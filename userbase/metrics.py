@@ -42,10 +42,8 @@ PASSWORD_HASHES_IN_FLIGHT = Gauge(
     registry=REGISTRY,
 )
 
-# The place for the accounts work (POST /auth/token): count a refused login with
-# LOGIN_FAILURES.inc() and a login refused by the throttle with LOGIN_THROTTLED.inc().
-# Neither counter carries the username or the client address: those would be unbounded labels,
-# and a username does not belong in monitoring.
+# Counted by POST /auth/token (routers/auth.py). Neither counter carries the username or the
+# client address: those would be unbounded labels, and a username does not belong in monitoring.
 LOGIN_FAILURES = Counter(
     "userbase_login_failures",
     "Logins refused for a wrong username or password.",

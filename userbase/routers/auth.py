@@ -11,6 +11,7 @@ from userbase.audit import EventKind
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.errors import problem_response
+from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import ClientAddress, PrincipalDep, RequestContextDep
 from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, TokenOut
@@ -51,6 +52,7 @@ def sign_in(
     )
     if isinstance(outcome, auth.SignInRefused):
         kind = _REFUSAL_EVENTS[type(outcome)]
+        (LOGIN_THROTTLED if kind is EventKind.LOGIN_THROTTLED else LOGIN_FAILURES).inc()
         audit.record(db, kind, context, user_id=outcome.user_id, detail=outcome.reason)
         # Returned, not raised: the failure count and the audit record must be committed.
         return problem_response(request, outcome)
