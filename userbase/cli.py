@@ -358,8 +358,9 @@ def import_users(
     """Import users from CSV or JSON Lines: username, email, display_name, password_hash.
 
     The header (CSV) or keys (JSON) are username and email, and optionally display_name and
-    password_hash (argon2id only, for now). A row without a hash gets an unusable password:
-    that user must reset it. Invalid rows, and rows whose username or email is taken (in the
+    password_hash (argon2, bcrypt, Django pbkdf2_sha256 or scrypt; replaced by argon2id at the
+    user's first sign-in). A row without a hash gets an unusable password: that user must reset
+    it. Invalid rows, and rows whose username or email is taken (in the
     database or earlier in the file), go to FILE.rejected.csv with the reason. Each batch is one
     transaction; Ctrl-C stops after the current batch and prints the --skip that resumes.
 
