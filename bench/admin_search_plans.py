@@ -20,6 +20,8 @@ from bench.database import bench_database
 from userbase import users
 
 ROOT = Path(__file__).resolve().parent.parent
+# Nobody signs in here: an unusable hash (security.UNUSABLE_PASSWORD_PREFIX) will do.
+UNUSABLE_HASH = "!bench"
 FILTERS: list[tuple[str, dict[str, Any]]] = [
     ("email (exact, any case)", {"email": "USER777777@example.com"}),
     ("email_prefix", {"email_prefix": "user77777"}),
@@ -70,7 +72,7 @@ def main() -> int:
     args = parser.parse_args()
     failures = 0
     with bench_database("127.0.0.1", 5432, ROOT / ".venv/bin/userbase") as database:
-        database.load_users(args.users, password_hash="x")
+        database.load_users(args.users, password_hash=UNUSABLE_HASH)
         with database.connect() as connection:
             connection.execute("UPDATE users SET is_active = false WHERE id % 100 = 0")
             connection.execute("UPDATE users SET is_admin = true WHERE id % 100000 = 0")
