@@ -8,6 +8,8 @@ from urllib.parse import quote
 PAGE = 100
 LIST = f"/users/?limit={PAGE}"
 LIST_SYSTEMS = ("ceiling", "userbase", "tutorial", "drf")
+ME = "/users/me"
+ME_SYSTEMS = ("ceiling", "userbase")  # the peers have no accounts
 # Concurrent POST /users/ requests: the issue's target asks for zero errors at 64 connections.
 POST_CONNECTIONS = 64
 
@@ -27,8 +29,10 @@ class Case:
     rounds: int = 1
 
 
-def small_table_cases(users: int, rounds: int) -> list[Case]:
+def small_table_cases(users: int, rounds: int, me_token: str) -> list[Case]:
     """Cases on the table of `users` users (10,000 by default), in the order they run.
+
+    `me_token` is a bearer token of a user the harness signed up, for GET /users/me.
 
     Each system's heaviest case comes last: the tutorial stalls at 100 connections (issue 6)
     and only recovers after its pool timeout.
@@ -56,6 +60,14 @@ def small_table_cases(users: int, rounds: int) -> list[Case]:
             rounds=rounds,
         ),
         Case(
+            "me_c10",
+            "GET /users/me, 10 conn",
+            10,
+            dict.fromkeys(ME_SYSTEMS, ME),
+            headers={"Authorization": f"Bearer {me_token}"},
+            rounds=rounds,
+        ),
+        Case(
             "list_c100",
             f"GET {LIST}, 100 conn",
             100,
@@ -71,13 +83,16 @@ def small_table_cases(users: int, rounds: int) -> list[Case]:
             script_args=("post-users",),  # run.py appends a tag unique to each wrk run
             hashing_bound=True,
         ),
-        # TODO(issue 6): when /auth/token and /users/me land, add here (and a `post-token` mode
-        # to bench/wrk.lua that posts the form of users the harness created):
-        #   Case("me_c10", "GET /users/me, 10 conn", 10, {"userbase": "/users/me"},
-        #        headers={"Authorization": f"Bearer {token}"}),   # token made before the case
-        #   Case("token_c64", "POST /auth/token, 64 conn", 64, {"userbase": "/auth/token"},
-        #        script_args=("post-token",), hashing_bound=True),   # target: 0.8x that bound
-        # and their targets in bench/targets.py (the ceiling would need the same query).
+        Case(
+            "token_c64",
+            f"POST /auth/token, {POST_CONNECTIONS} conn",
+            POST_CONNECTIONS,
+            {"userbase": "/auth/token"},
+            # Users the harness loaded, all with the bench's password: every sign-in succeeds,
+            # and only failures count towards the login throttle.
+            script_args=("post-token", str(users)),
+            hashing_bound=True,
+        ),
     ]
 
 

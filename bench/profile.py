@@ -17,12 +17,19 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from bench.accounts import sign_up_and_sign_in
 from bench.database import ROOT, bench_database
 from bench.hashing import PASSWORD, make_hasher, service_settings
 from bench.load import run_wrk
 from bench.servers import BIN, Servers, systems
 
-PATHS = {"list": "/users/?limit=100", "by_id": "/users/"}
+PATHS = {
+    "list": "/users/?limit=100",
+    "by_id": "/users/",
+    "me": "/users/me",
+    "token": "/auth/token",
+}
+SCRIPTS = {"by_id": ("by-id", "10000"), "token": ("post-token", "10000")}
 _GENERATED = re.compile(r"<(\w+) generated")
 
 
@@ -75,15 +82,20 @@ def main() -> int:
         database.load_users(10_000, password_hash)
         userbase = next(s for s in systems(database) if s.name == "userbase")
         server = servers.start(userbase)
-        script = ("by-id", "10000") if args.case == "by_id" else ("get",)
+        script = SCRIPTS.get(args.case, ("get",))
+        headers = (
+            {"Authorization": f"Bearer {sign_up_and_sign_in(server.url)}"}
+            if args.case == "me"
+            else {}
+        )
         url = server.url + PATHS[args.case]
         run_wrk(url, connections=args.connections, seconds=3, timeout=10, cpu=1,
-                script_args=(*script, "warm"))  # fmt: skip
+                script_args=(*script, "warm"), headers=headers)  # fmt: skip
         load = threading.Thread(
             target=run_wrk,
             args=(url,),
             kwargs={"connections": args.connections, "seconds": args.seconds + 4, "timeout": 10,
-                    "cpu": 1, "script_args": (*script, "prof")},
+                    "cpu": 1, "script_args": (*script, "prof"), "headers": headers},
         )  # fmt: skip
         load.start()
         subprocess.run(

@@ -6,9 +6,9 @@
 --   get                          the URL as given
 --   by-id <max id>               GET /users/{random id in 1..max}
 --   post-users <run prefix>      POST /users/ with a body no other request of the run sends
--- TODO(issue 6, after /auth/token lands): a `post-token <prefix>` mode posting the form
--- `username=...&password=...` of users the harness created; `GET /users/me` needs only `get`
--- with the bearer token passed as a header by load.py.
+--   post-token <max id>          POST /auth/token, the form of user{random id in 1..max}, whom
+--                                the harness loaded with the password of bench/hashing.py
+-- GET /users/me needs only `get`, with the bearer token passed as a header by load.py.
 
 local threads = {}
 
@@ -41,6 +41,15 @@ function init(args)
          local body = '{"username":"' .. name .. '","email":"' .. name ..
             '@example.com","password":"correct horse battery staple"}'
          return wrk.format("POST", "/users/", {["Content-Type"] = "application/json"}, body)
+      end
+   elseif mode == "post-token" then
+      local max_id = tonumber(args[2])
+      math.randomseed(54321 + thread_id)
+      local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+      make = function()
+         local body = "username=user" .. math.random(1, max_id) ..
+            "&password=correct+horse+battery+staple"
+         return wrk.format("POST", "/auth/token", headers, body)
       end
    else
       error("unknown mode " .. mode)
