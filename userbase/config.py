@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # On SIGTERM, in-flight requests get this long to finish (`userbase serve`); above
     # request_timeout, so every request ends by its own deadline first.
     shutdown_grace: int = Field(default=20, ge=0)
+    # DATABASE_URL points at PgBouncer in transaction mode: no server-side prepared statements,
+    # statement_timeout set per transaction, the connection budget left to PgBouncer
+    # (docs/deployment.md). Not detected: through PgBouncer, PostgreSQL answers every query.
+    pgbouncer: bool = False
     # SQLite: how long a writer waits for the lock before "database is locked".
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
 

@@ -74,9 +74,30 @@ def build_engine(settings: Settings) -> Engine:
     else:
         # application_name lets an operator find our sessions in pg_stat_activity.
         connect_args["application_name"] = "userbase"
-        connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+        if settings.pgbouncer:
+            # Transaction pooling: psycopg's prepared statements would live on a server
+            # connection the next transaction may not get, and PgBouncer refuses `options`.
+            connect_args["prepare_threshold"] = None
+        else:
+            connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     kwargs["connect_args"] = connect_args
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if settings.pgbouncer and url.get_backend_name() == "postgresql":
+        _set_timeout_per_transaction(engine, settings.statement_timeout_ms)
+    return engine
+
+
+def _set_timeout_per_transaction(engine: Engine, statement_timeout_ms: int) -> None:
+    """SET LOCAL statement_timeout first in every transaction: one round trip more each.
+
+    Behind PgBouncer in transaction mode a session-level SET would stay on a server connection
+    that other clients get next, and our own next transaction may run on another one.
+    """
+    statement = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
 
 
 engine = build_engine(get_settings())

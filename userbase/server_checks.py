@@ -36,6 +36,10 @@ def check_capacity(engine: Engine, settings: Settings, *, workers: int) -> None:
     """Refuse a configuration whose pools together could open more connections than allowed."""
     if engine.dialect.name == "sqlite":
         return
+    if settings.pgbouncer:
+        # Our connections go to PgBouncer (max_client_conn), not to PostgreSQL; PgBouncer's
+        # pools (default_pool_size, max_db_connections) must fit max_connections instead.
+        return
     with engine.connect() as connection:
         usable, source = usable_connections(connection)
     wanted = workers * settings.max_sessions

@@ -20,8 +20,10 @@ def _engine() -> Engine:
 
 
 # The service's statement timeout is for requests; rewriting a large table may take longer.
-_NO_STATEMENT_TIMEOUT = {
-    "postgresql": "SET statement_timeout = 0",
+# PostgreSQL: SET LOCAL, inside the migrations' one transaction, so that it ends with it, also
+# behind PgBouncer in transaction mode (a session-wide SET would stay on a pooled connection).
+_NO_STATEMENT_TIMEOUT_LOCAL = {"postgresql": "SET LOCAL statement_timeout = 0"}
+_NO_STATEMENT_TIMEOUT_SESSION = {
     "mysql": "SET SESSION max_statement_time = 0",
     "mariadb": "SET SESSION max_statement_time = 0",
 }
@@ -29,7 +31,7 @@ _NO_STATEMENT_TIMEOUT = {
 
 def run_migrations_online() -> None:
     with _engine().connect() as connection:
-        lift_timeout = _NO_STATEMENT_TIMEOUT.get(connection.dialect.name)
+        lift_timeout = _NO_STATEMENT_TIMEOUT_SESSION.get(connection.dialect.name)
         if lift_timeout:
             connection.exec_driver_sql(lift_timeout)
             connection.commit()
@@ -40,6 +42,9 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
             )
             with context.begin_transaction():
+                lift_local = _NO_STATEMENT_TIMEOUT_LOCAL.get(connection.dialect.name)
+                if lift_local:
+                    connection.exec_driver_sql(lift_local)
                 context.run_migrations()
         finally:
             if lift_timeout:
