@@ -1,5 +1,6 @@
 """Throwaway databases on the three engines: one fresh database per test run, dropped after."""
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -54,6 +55,8 @@ def drop_database(database: TestDatabase) -> None:
     if database.engine == "sqlite":
         for suffix in ("", "-wal", "-shm"):
             Path(database.name + suffix).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the run's own folder, if nothing else is left in it
+            Path(database.name).parent.rmdir()
         return
     if database.engine == "postgresql":
         with psycopg.connect(
