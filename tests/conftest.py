@@ -111,6 +111,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stop_process(process: "subprocess.Popen[Any]") -> None:
+    """SIGTERM, then SIGKILL if the process is still there after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class LiveServer:
     """A real uvicorn process serving userbase on the run's database."""
 
@@ -149,12 +159,7 @@ class LiveServer:
         raise RuntimeError("uvicorn did not answer /healthz within 30 s")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

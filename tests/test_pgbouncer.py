@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 
-from tests.conftest import LiveServer, _free_port, new_user
+from tests.conftest import LiveServer, _free_port, new_user, stop_process
 from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine
@@ -104,12 +104,7 @@ class PgBouncer:
         return path.read_text() if path.exists() else "(no log)"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
