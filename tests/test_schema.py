@@ -1,5 +1,6 @@
 """Migrations: the models match them, the embedded default migrates itself, servers refuse."""
 
+import os
 import subprocess
 import sys
 
@@ -11,17 +12,45 @@ from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine, engine
 from userbase.models import Base
-from userbase.schema import SchemaBehind, current_revision, ensure_schema, head_revision
+from userbase.schema import (
+    SCHEMA_HEAD,
+    SchemaBehind,
+    current_revision,
+    ensure_schema,
+    head_revision,
+)
 
 
 def test_the_test_database_is_at_head() -> None:
     assert current_revision(engine) == head_revision(engine)
 
 
+def test_schema_head_names_the_newest_migration() -> None:
+    # Servers compare the database with SCHEMA_HEAD at start-up without importing Alembic.
+    assert head_revision(engine) == SCHEMA_HEAD
+
+
+def test_a_server_start_at_head_does_not_import_alembic() -> None:
+    code = (
+        "import sys; from userbase.app import app; from userbase.database import engine; "
+        "from userbase.schema import ensure_schema; ensure_schema(engine, auto_migrate=False); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'redis')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    )
+    assert done.stdout.strip() == "[]"
+
+
 def test_models_and_migrations_describe_the_same_schema() -> None:
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "USERBASE_REDIS_URL"}
+    return {**env, "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
 
 
 def test_migration_files_are_named_by_date() -> None:

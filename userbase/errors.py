@@ -7,7 +7,6 @@ from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
-import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +23,7 @@ from userbase.permissions import Forbidden
 from userbase.responses import dumps
 from userbase.routers.etags import PreconditionFailed
 from userbase.schemas import Problem
+from userbase.throttle import StoreUnavailable
 
 logger = logging.getLogger("userbase.errors")
 
@@ -226,6 +226,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
     # Redis (the optional throttle store) down or slow: the same answer, try again shortly.
-    app.add_exception_handler(redis.exceptions.ConnectionError, _on_database_unavailable)
-    app.add_exception_handler(redis.exceptions.TimeoutError, _on_database_unavailable)
+    app.add_exception_handler(StoreUnavailable, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -1,19 +1,31 @@
-"""The database schema's revision: read it, compare it with the code's, upgrade it (Alembic)."""
+"""The database schema's revision: read it, compare it with the code's, upgrade it (Alembic).
+
+A server checks the revision at every start but imports Alembic only to migrate: the revision
+this code needs is SCHEMA_HEAD (tests/test_schema.py checks it is Alembic's head), and the
+database's is one SELECT. Alembic's modules would otherwise stay in every worker's memory
+(~10 MB, docs/performance.md).
+"""
 
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration in userbase/migrations/versions/: a new migration updates it.
+SCHEMA_HEAD = "0004"
+_VERSION_TABLE = "alembic_version"
 
 
 class SchemaBehind(RuntimeError):
     """The database is not at the revision this code needs."""
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine) -> "Config":
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(files("userbase") / "migrations"))
     # env.py runs on this engine instead of building its own from a URL.
@@ -22,27 +34,36 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision(engine: Engine) -> str | None:
+    """The head of the migration scripts, as Alembic reads it."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision; None before the first migration."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(_VERSION_TABLE):
+            return None
+        # One row on a linear history (ours is).
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade_to_head(engine: Engine) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
 def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
     """Upgrade (embedded default) or refuse to start when the schema is not at head."""
-    current, head = current_revision(engine), head_revision(engine)
-    if current == head:
+    current = current_revision(engine)
+    if current == SCHEMA_HEAD:
         return
     if auto_migrate:
         upgrade_to_head(engine)
         return
     raise SchemaBehind(
-        f"The database schema is at revision {current or 'none'}, this version needs {head}: "
-        "run `userbase migrate`, then start again."
+        f"The database schema is at revision {current or 'none'}, this version needs "
+        f"{SCHEMA_HEAD}: run `userbase migrate`, then start again."
     )

@@ -4,20 +4,22 @@ in the database or in Redis. Counts live outside the process, so every instance 
 
 import hashlib
 import math
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 
-import redis
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from userbase.config import get_settings
 from userbase.models import ThrottleEvent
 from userbase.redis_client import redis_client
+
+
+class StoreUnavailable(Exception):
+    """The throttle's store (Redis) did not answer: the request gets 503, try again shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ class DatabaseThrottle:
             recent = session.scalars(self._RECENT, params).all()
             if len(recent) >= limit.events:
                 # Allowed again when the oldest of the last `events` events leaves the window.
-                waits.append(_seconds_until(recent[-1] + limit.window, now))
+                waits.append(seconds_until(recent[-1] + limit.window, now))
         return max(waits) if waits else None
 
     def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None:
@@ -97,41 +99,7 @@ class DatabaseThrottle:
         session.execute(delete(ThrottleEvent).where(ThrottleEvent.key == key))
 
 
-class RedisThrottle:
-    """One sorted set of event times per key, expiring with the window."""
-
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.client = client
-        self.namespace = namespace
-
-    def _name(self, key: str) -> str:
-        return f"{self.namespace}:throttle:{key}"
-
-    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
-        waits = []
-        for limit in limits:
-            name = self._name(limit.key)
-            self.client.zremrangebyscore(name, "-inf", (now - limit.window).timestamp())
-            last = limit.events - 1
-            nth = self.client.zrevrange(name, last, last, withscores=True)
-            if nth:
-                occurred_at = datetime.fromtimestamp(float(nth[0][1]), tz=now.tzinfo)
-                waits.append(_seconds_until(occurred_at + limit.window, now))
-        return max(waits) if waits else None
-
-    def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None:
-        pipeline = self.client.pipeline()
-        for limit in limits:
-            name = self._name(limit.key)
-            pipeline.zadd(name, {f"{now.timestamp()}:{secrets.token_hex(4)}": now.timestamp()})
-            pipeline.expire(name, math.ceil(limit.window.total_seconds()))
-        pipeline.execute()
-
-    def reset(self, session: Session, key: str) -> None:
-        self.client.delete(self._name(key))
-
-
-def _seconds_until(moment: datetime, now: datetime) -> int:
+def seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
@@ -140,5 +108,8 @@ def get_throttle() -> Throttle:
     settings = get_settings()
     client = redis_client()
     if client is not None:
+        # Imported only when configured: the redis package is ~5 MB of every worker's memory.
+        from userbase.redis_throttle import RedisThrottle
+
         return RedisThrottle(client, settings.redis_namespace)
     return DatabaseThrottle()
