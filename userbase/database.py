@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
 from userbase.deadline import claim_commit
-from userbase.session_slots import SessionSlot
+from userbase.session_slots import session_slot
 
 # Methods that never write: their transactions may begin lazily (SQLite: deferred BEGIN).
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -165,7 +165,7 @@ def _read_engine(engine: Engine, settings: Settings) -> tuple[Engine, bool]:
 read_engine, _READS_END_WITHOUT_IO = _read_engine(engine, get_settings())
 
 
-async def get_db(request: Request, _slot: SessionSlot) -> AsyncIterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """One session per request: yield it, commit if the route returned, roll back if it raised.
 
     The session is opened on the event loop (that touches no database: the connection is taken
@@ -175,20 +175,21 @@ async def get_db(request: Request, _slot: SessionSlot) -> AsyncIterator[Session]
     deadline (deadline.py), so a request that ran out of time rolls back instead.
     """
     read_only = request.method in READ_ONLY_METHODS
-    db = SessionLocal(bind=read_engine) if read_only else SessionLocal()
-    try:
-        yield db
-        if read_only and _READS_END_WITHOUT_IO:
-            db.commit()
-        else:
-            claim_commit()
-            await run_in_threadpool(db.commit)
-    except BaseException:
-        await run_in_threadpool(_roll_back_and_close, db)
-        raise
-    finally:
-        # After a commit or rollback the connection is already back in the pool: no I/O here.
-        db.close()
+    async with session_slot():
+        db = SessionLocal(bind=read_engine) if read_only else SessionLocal()
+        try:
+            yield db
+            if read_only and _READS_END_WITHOUT_IO:
+                db.commit()
+            else:
+                claim_commit()
+                await run_in_threadpool(db.commit)
+        except BaseException:
+            await run_in_threadpool(_roll_back_and_close, db)
+            raise
+        finally:
+            # After a commit or rollback the connection is back in the pool: no I/O here.
+            db.close()
 
 
 def _roll_back_and_close(db: Session) -> None:
@@ -199,7 +200,7 @@ def _roll_back_and_close(db: Session) -> None:
 
 
 # scope="function": get_db exits (and commits) before the response is sent, so a client that
-# got 201 can read the row at once. Its SessionSlot (session_slots.py): a request waits for a
+# got 201 can read the row at once. Its session slot (session_slots.py): a request waits for a
 # session without holding a worker thread, at most pool_timeout, and never holds one the pool
 # cannot back with a connection; the tutorial's recipe deadlocks at 100 concurrent requests.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]

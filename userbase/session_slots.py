@@ -1,6 +1,6 @@
 """Sessions in use never outnumber pool connections; a request waits for one at most pool_timeout.
 
-A request takes a slot before get_db opens its session and gives it back after get_db has
+get_db takes a slot before it opens its session and gives it back after get_db has
 committed and closed, so the pool always has a connection for a session that holds a slot: no
 worker thread ever blocks inside the pool. Waiting for a slot is async (no thread is held), FIFO,
 and bounded: after pool_timeout the request gets the same 503 an exhausted pool would give.
@@ -10,12 +10,11 @@ request behind slow ones can wait for ever; docs/reliability.md has the measurem
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextlib import asynccontextmanager
 
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from fastapi import Depends
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from userbase.config import get_settings
@@ -38,6 +37,7 @@ def _semaphore() -> anyio.Semaphore:
         return semaphore
 
 
+@asynccontextmanager
 async def session_slot() -> AsyncIterator[None]:
     """Hold one of pool_size + max_overflow slots for the life of a request's session."""
     semaphore = _semaphore()
@@ -52,9 +52,6 @@ async def session_slot() -> AsyncIterator[None]:
         yield
     finally:
         semaphore.release()
-
-
-SessionSlot = Annotated[None, Depends(session_slot, scope="function")]
 
 
 def size_thread_pool() -> None:
