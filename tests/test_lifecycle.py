@@ -2,6 +2,8 @@
 
 import logging
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -251,6 +253,30 @@ def test_an_smtp_outage_delays_mail_but_loses_none(
     finally:
         server.stop()
     assert deliver().sent == 0  # sent once, never again
+
+
+def test_concurrent_senders_deliver_each_mail_exactly_once(client: Any, smtp: SMTPServer) -> None:
+    for n in range(12):
+        sign_up(client, f"c{n}")
+    barrier = threading.Barrier(4, timeout=10)
+
+    def sender() -> mail.DeliveryReport:
+        barrier.wait()  # the four senders look at the outbox at the same moment
+        return mail.deliver_due(SessionLocal, limit=5)
+
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda _: sender(), range(4)))
+    while (report := deliver()).sent:  # what the four left for a later round
+        reports.append(report)
+
+    recipients = sorted(str(m["To"]) for m in smtp.mailbox.messages)
+    assert recipients == sorted(f"userc{n}@example.com" for n in range(12))
+    assert sum(r.sent for r in reports) == 12
+    with SessionLocal() as session:
+        unsent = session.scalar(
+            select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))
+        )
+    assert unsent == 0
 
 
 def test_without_smtp_the_mail_and_its_link_go_to_the_log(

@@ -79,15 +79,16 @@ class DeliveryReport:
 
 
 def deliver_due(session_factory: sessionmaker[Session], *, limit: int = 50) -> DeliveryReport:
-    """Send the mails that are due, each in its own short transactions; never holds a lock
-    while talking to SMTP (a lease, taken by compare-and-set, keeps senders from doubling up)."""
+    """Send the mails that are due; never holds a lock while talking to SMTP.
+
+    A batch is leased in one short transaction: its rows are locked with SKIP LOCKED (a
+    concurrent sender takes other mails, or none) and given a lease, so no other sender picks
+    them up until the lease ends. Each mail is then sent and its outcome recorded in a short
+    transaction of its own, so a crash re-sends at most the mail in flight (after the lease).
+    """
     settings = get_settings()
     report = DeliveryReport()
-    for mail_id in _due_ids(session_factory, settings, limit):
-        now = utcnow()
-        mail = _claim(session_factory, mail_id, now)
-        if mail is None:
-            continue  # another sender has it
+    for mail in _lease_due(session_factory, settings, limit, utcnow()):
         try:
             _send(mail, settings)
         except (OSError, smtplib.SMTPException) as exc:
@@ -100,38 +101,32 @@ def deliver_due(session_factory: sessionmaker[Session], *, limit: int = 50) -> D
     return report
 
 
-def _due_ids(session_factory: sessionmaker[Session], settings: Settings, limit: int) -> list[int]:
-    with session_factory() as session:
-        return list(
+def _lease_due(
+    session_factory: sessionmaker[Session], settings: Settings, limit: int, now: datetime
+) -> list[OutboxMail]:
+    with session_factory.begin() as session:
+        mails = list(
             session.scalars(
-                select(OutboxMail.id)
+                select(OutboxMail)
                 .where(
                     OutboxMail.sent_at.is_(None),
-                    OutboxMail.next_attempt_at <= utcnow(),
+                    OutboxMail.next_attempt_at <= now,
                     OutboxMail.attempts < settings.mail_max_attempts,
                 )
                 .order_by(OutboxMail.id)
                 .limit(limit)
+                # SQLite has no row locks: its write transaction (BEGIN IMMEDIATE) serialises.
+                .with_for_update(skip_locked=True)
             )
         )
-
-
-def _claim(
-    session_factory: sessionmaker[Session], mail_id: int, now: datetime
-) -> OutboxMail | None:
-    with session_factory.begin() as session:
-        mail = session.get(OutboxMail, mail_id)
-        if mail is None or mail.sent_at is not None or mail.next_attempt_at > now:
-            return None
-        claimed = session.execute(
-            update(OutboxMail)
-            .where(OutboxMail.id == mail_id, OutboxMail.next_attempt_at == mail.next_attempt_at)
-            .values(next_attempt_at=now + LEASE)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        session.expunge(mail)
-        return mail
+        if mails:
+            session.execute(
+                update(OutboxMail)
+                .where(OutboxMail.id.in_([mail.id for mail in mails]))
+                .values(next_attempt_at=now + LEASE)
+            )
+        session.expunge_all()
+        return mails
 
 
 def _finish(
