@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from userbase.models import SecurityEvent, utcnow
@@ -57,18 +57,24 @@ def record(
     detail: str | None = None,
 ) -> None:
     """Add an event to the caller's unit of work. `detail` is for admins, never a secret."""
-    session.add(
-        SecurityEvent(
-            kind=kind.value,
-            user_id=user_id,
-            actor_id=actor_id,
-            client_address=context.client_address if context else None,
-            user_agent=(context.user_agent or "")[:USER_AGENT_MAX] or None if context else None,
-            request_id=context.request_id if context else None,
-            detail=detail,
-            created_at=utcnow(),
-        )
+    # A Core INSERT in the caller's transaction: nothing reads the event back, so the ORM's
+    # unit of work (and its RETURNING of the id) would be work for nothing on every sign-in.
+    session.connection().execute(
+        _INSERT_EVENT,
+        {
+            "kind": kind.value,
+            "user_id": user_id,
+            "actor_id": actor_id,
+            "client_address": context.client_address if context else None,
+            "user_agent": (context.user_agent or "")[:USER_AGENT_MAX] or None if context else None,
+            "request_id": context.request_id if context else None,
+            "detail": detail,
+            "created_at": utcnow(),
+        },
     )
+
+
+_INSERT_EVENT = insert(SecurityEvent.metadata.tables[SecurityEvent.__tablename__])
 
 
 def list_events(

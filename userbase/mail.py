@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
+from functools import lru_cache
 from importlib.resources import files
 from string import Template
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
@@ -39,32 +40,44 @@ class RenderedMail:
     html: str
 
 
+@lru_cache
+def _template(name: str) -> tuple[Template, Template, Template]:
+    """The subject, text and HTML templates of a pair, read once per process."""
+    folder = files("userbase") / "mail_templates"
+    subject, _, text = (folder / f"{name}.txt").read_text().partition("\n")
+    markup = (folder / f"{name}.html").read_text()
+    return Template(subject), Template(text), Template(markup)
+
+
 def render(template: str, **values: str) -> RenderedMail:
     """Fill a template pair from userbase/mail_templates/ (first line of the .txt: subject)."""
-    folder = files("userbase") / "mail_templates"
-    subject, _, text = (folder / f"{template}.txt").read_text().partition("\n")
-    markup = (folder / f"{template}.html").read_text()
+    subject, text, markup = _template(template)
     escaped = {key: html.escape(value) for key, value in values.items()}
     return RenderedMail(
-        subject=Template(subject).substitute(values).strip(),
-        text=Template(text).substitute(values).strip() + "\n",
-        html=Template(markup).substitute(escaped),
+        subject=subject.substitute(values).strip(),
+        text=text.substitute(values).strip() + "\n",
+        html=markup.substitute(escaped),
     )
 
 
 def enqueue(session: Session, recipient: str, template: str, **values: str) -> None:
     """Add a mail to the outbox; it is sent only if the caller's transaction commits."""
     mail = render(template, **values)
-    session.add(
-        OutboxMail(
-            recipient=recipient,
-            subject=mail.subject,
-            text_body=mail.text,
-            html_body=mail.html,
-            next_attempt_at=utcnow(),
-            attempts=0,
-        )
+    # A Core INSERT in the caller's transaction: the request never reads the mail back.
+    session.connection().execute(
+        _INSERT_MAIL,
+        {
+            "recipient": recipient,
+            "subject": mail.subject,
+            "text_body": mail.text,
+            "html_body": mail.html,
+            "next_attempt_at": utcnow(),
+            "attempts": 0,
+        },
     )
+
+
+_INSERT_MAIL = insert(OutboxMail.metadata.tables[OutboxMail.__tablename__])
 
 
 def backoff(attempts: int) -> timedelta:
