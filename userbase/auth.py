@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -148,18 +148,22 @@ def issue_token(
     ttl = get_settings().token_ttl_seconds
     token, digest = new_token()
     now = utcnow()
-    session.add(
-        Token(
-            user_id=user.id,
-            token_hash=digest,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-            client_address=client_address,
-            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
-        )
+    # A Core INSERT: the token's row is never read back in this request.
+    session.connection().execute(
+        _INSERT_TOKEN,
+        {
+            "user_id": user.id,
+            "token_hash": digest,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=ttl),
+            "client_address": client_address,
+            "user_agent": user_agent[:USER_AGENT_MAX] if user_agent else None,
+        },
     )
-    session.flush()
     return IssuedToken(token=token, expires_in=ttl, user_id=user.id)
+
+
+_INSERT_TOKEN = insert(Token.metadata.tables[Token.__tablename__])
 
 
 def resolve_token(session: Session, token: str) -> Principal:
