@@ -28,10 +28,25 @@ _USER_BY_LOGIN = select(User).where(
         User.email_key == func.lower(bindparam("login")),
     )
 )
+_users_table = User.metadata.tables[User.__tablename__]
+_tokens_table = Token.metadata.tables[Token.__tablename__]
+_users, _tokens = _users_table.c, _tokens_table.c
 _TOKEN_OWNER = (
-    select(User, Token.id, Token.last_used_at)
-    .join(Token, Token.user_id == User.id)
-    .where(Token.token_hash == bindparam("digest"), Token.expires_at > bindparam("now"))
+    select(
+        _users.id,
+        _users.username,
+        _users.email,
+        _users.display_name,
+        _users.is_active,
+        _users.is_admin,
+        _users.email_verified,
+        _users.created_at,
+        _users.version,
+        _tokens.id,
+        _tokens.last_used_at,
+    )
+    .join_from(_tokens_table, _users_table, _tokens.user_id == _users.id)
+    .where(_tokens.token_hash == bindparam("digest"), _tokens.expires_at > bindparam("now"))
 )
 
 
@@ -94,10 +109,29 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """The signed-in user's account as read with their token: plain values, no ORM object.
+
+    Every request with a token reads it, so it is one Core row; a route that changes the
+    account locks and loads the ORM User itself (users.lock_user).
+    """
+
+    id: int
+    username: str
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: datetime
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """The signed-in user of a request, and the token they presented."""
 
-    user: User
+    user: Account
     token_id: int
 
 
@@ -163,7 +197,7 @@ def issue_token(
     return IssuedToken(token=token, expires_in=ttl, user_id=user.id)
 
 
-_INSERT_TOKEN = insert(Token.metadata.tables[Token.__tablename__])
+_INSERT_TOKEN = insert(_tokens_table)
 
 
 def resolve_token(session: Session, token: str) -> Principal:
@@ -171,10 +205,12 @@ def resolve_token(session: Session, token: str) -> Principal:
     if not _TOKEN_SHAPE.match(token):
         raise NotAuthenticated("The bearer token is malformed.")
     now = utcnow()
-    row = session.execute(_TOKEN_OWNER, {"digest": token_digest(token), "now": now}).first()
+    params = {"digest": token_digest(token), "now": now}
+    row = session.connection().execute(_TOKEN_OWNER, params).first()
     if row is None:
         raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
-    user, token_id, last_used_at = row
+    user = Account(*row[:9])
+    token_id, last_used_at = row[9], row[10]
     if not user.is_active:
         raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
     if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:

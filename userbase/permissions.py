@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable
 
-from userbase.models import User
+from userbase.auth import Account
 from userbase.users import ADMIN_ONLY_FIELDS
 
 
@@ -10,13 +10,13 @@ class Forbidden(Exception):
     """Signed in, but not allowed to do this."""
 
 
-def ensure_can_manage(actor: User, target_id: int) -> None:
+def ensure_can_manage(actor: Account, target_id: int) -> None:
     """Users manage their own account; admins manage every account."""
     if actor.id != target_id and not actor.is_admin:
         raise Forbidden("Only the user themself or an admin may change this account.")
 
 
-def ensure_may_change(actor: User, fields: Iterable[str]) -> None:
+def ensure_may_change(actor: Account, fields: Iterable[str]) -> None:
     """Only admins may change is_active and is_admin (even on their own account)."""
     restricted = sorted(ADMIN_ONLY_FIELDS.intersection(fields))
     if restricted and not actor.is_admin:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.responses import Response
 
-from userbase import audit, auth, lifecycle
+from userbase import audit, auth, lifecycle, users
 from userbase.audit import EventKind
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
@@ -93,7 +93,7 @@ def verify_email(body: ActionTokenIn, db: SessionDep, context: RequestContextDep
     summary="Mail a new verification link to the signed-in user",
 )
 def resend_verification(principal: PrincipalDep, db: SessionDep) -> Response:
-    lifecycle.resend_verification(db, principal.user)
+    lifecycle.resend_verification(db, users.lock_user(db, principal.user.id))
     return JSONBytes({"detail": "A new verification link is on its way."}, status_code=202)
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from userbase import audit, lifecycle, users
 from userbase.audit import EventKind, RequestContext
+from userbase.auth import Account
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.models import User
@@ -65,7 +66,7 @@ def _public_page(rows: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _account(user: User) -> dict[str, Any]:
+def _account(user: User | Account) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
