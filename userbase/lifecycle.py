@@ -3,7 +3,7 @@
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from userbase import mail, users
@@ -45,17 +45,22 @@ class RateLimited(Exception):
 def _issue(session: Session, user: User, kind: TokenKind, ttl: timedelta) -> str:
     token, digest = new_token()
     now = utcnow()
-    session.add(
-        ActionToken(
-            user_id=user.id,
-            kind=kind.value,
-            token_hash=digest,
-            email=user.email if kind is TokenKind.VERIFY_EMAIL else None,
-            created_at=now,
-            expires_at=now + ttl,
-        )
+    # A Core INSERT: the row is only read back when the link is used, by another request.
+    session.connection().execute(
+        _INSERT_ACTION_TOKEN,
+        {
+            "user_id": user.id,
+            "kind": kind.value,
+            "token_hash": digest,
+            "email": user.email if kind is TokenKind.VERIFY_EMAIL else None,
+            "created_at": now,
+            "expires_at": now + ttl,
+        },
     )
     return token
+
+
+_INSERT_ACTION_TOKEN = insert(ActionToken.metadata.tables[ActionToken.__tablename__])
 
 
 def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken, User]:
