@@ -27,6 +27,7 @@ from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
+from userbase.memory import release_free_memory, share_one_heap
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, metrics, pages, sessions, users
@@ -49,6 +50,14 @@ _DOCS_CSP = (
 )
 
 
+async def _release_memory_forever(interval: float) -> None:
+    """Every `interval` seconds, give the allocator's free pages back (memory.py)."""
+    while True:
+        await asyncio.sleep(interval)
+        # In a thread: trimming takes milliseconds on a large heap, and the loop must not wait.
+        await run_in_threadpool(release_free_memory)
+
+
 async def _send_mail_forever(interval: float) -> None:
     """The outbox sender: every `interval` seconds, deliver what is due."""
     while True:
@@ -63,6 +72,8 @@ async def _send_mail_forever(interval: float) -> None:
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    if settings.memory_trim_seconds > 0:
+        share_one_heap()  # before the first worker thread starts (memory.py)
     size_thread_pool()
     configure_logging(settings)
     await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
@@ -74,14 +85,16 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
             "instead of being sent. Fine for development, not for production."
         )
-    sender = None
+    tasks = []
     if settings.mail_background:
-        sender = asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds))
+        tasks.append(asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds)))
+    if settings.memory_trim_seconds > 0:
+        tasks.append(asyncio.create_task(_release_memory_forever(settings.memory_trim_seconds)))
     yield
-    if sender is not None:
-        sender.cancel()
+    for task in tasks:
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await sender
+            await task
     # After uvicorn's graceful shutdown: no request is left to hand a connection back.
     logger.info("closing the pool; %s", engine.pool.status())
     engine.dispose()

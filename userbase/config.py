@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     require_verified_email: bool = False
     events_retention_days: int = Field(default=90, ge=1)
 
+    # Every this many seconds a worker gives the allocator's free memory back to the system
+    # (memory.py); 0 switches it off.
+    memory_trim_seconds: float = Field(default=10.0, ge=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # All request headers together; 16 KiB is Node.js's and h11's default limit.
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
