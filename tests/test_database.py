@@ -2,6 +2,7 @@
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from tests.conftest import LiveServer, new_user
 from userbase.app import create_app
 from userbase.database import SessionDep, SessionLocal, engine, get_db
+from userbase.models import User
 
 
 def test_session_local_is_the_tutorials_sessionmaker() -> None:
@@ -114,3 +116,43 @@ def test_sessions_are_bound_to_one_database() -> None:
     with SessionLocal() as session:
         assert session.execute(select(1)).scalar_one() == 1
         assert session.get_bind().url == engine.url
+
+
+_MOMENT = datetime(2026, 1, 31, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def _user_created_at(name: str) -> int:
+    with SessionLocal() as session:
+        user = User(
+            username=name, email=f"{name}@example.com", password_hash="!", created_at=_MOMENT
+        )
+        session.add(user)
+        session.commit()
+        return user.id
+
+
+def test_timestamps_come_back_as_utc_whatever_the_engine() -> None:
+    user_id = _user_created_at("clock")
+    with engine.connect() as connection:
+        created_at = connection.execute(
+            select(User.__table__.c.created_at).where(User.__table__.c.id == user_id)
+        ).scalar_one()
+    assert created_at == _MOMENT
+    assert created_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.engines("postgresql")
+def test_a_postgresql_session_in_another_time_zone_still_reads_utc() -> None:
+    # Our sessions ask for TimeZone=UTC; behind PgBouncer (no startup options) the server's
+    # own zone applies, and the column type converts.
+    user_id = _user_created_at("tokyo")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET TIME ZONE 'Asia/Tokyo'")
+        try:
+            created_at = connection.execute(
+                select(User.__table__.c.created_at).where(User.__table__.c.id == user_id)
+            ).scalar_one()
+        finally:
+            connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+    assert created_at.tzinfo is UTC
+    assert created_at == _MOMENT

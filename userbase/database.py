@@ -82,7 +82,10 @@ def build_engine(settings: Settings) -> Engine:
             # connection the next transaction may not get, and PgBouncer refuses `options`.
             connect_args["prepare_threshold"] = None
         else:
-            connect_args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+            # TimeZone=UTC: timestamps come back in UTC, with no conversion (models.UTCDateTime).
+            connect_args["options"] = (
+                f"-c statement_timeout={settings.statement_timeout_ms} -c TimeZone=UTC"
+            )
     kwargs["connect_args"] = connect_args
     engine = create_engine(url, **kwargs)
     _ping_connections_idle_for(engine, IDLE_PING_SECONDS)

@@ -64,10 +64,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "postgresql":
             return super().result_processor(dialect, coltype)
 
-        # psycopg returns timestamptz aware, in the session's time zone: only convert. One
-        # plain function per value instead of TypeDecorator's two (a page has 100 of them).
+        # psycopg returns timestamptz aware, in the session's time zone; database.py sets the
+        # session's to UTC, which psycopg gives as datetime.UTC itself. One plain function per
+        # value instead of TypeDecorator's two (a page has 100 of them), and in UTC no work.
         def to_utc(value: datetime | None) -> datetime | None:
-            return None if value is None else value.astimezone(UTC)
+            if value is None or value.tzinfo is UTC:
+                return value
+            return value.astimezone(UTC)
 
         return to_utc
 
