@@ -1,16 +1,21 @@
 """Freed memory goes back to the system (glibc's malloc_trim), so bursts do not stay in RSS."""
 
+import gc
 import subprocess
 import sys
 
-from userbase.memory import release_free_memory, share_one_heap
+from fastapi.testclient import TestClient
+
+from userbase.app import create_app
+from userbase.memory import YOUNG_COLLECTION_THRESHOLD, release_free_memory, share_one_heap
 
 # In a fresh interpreter: 100 MB of 1 KiB strings (each a malloc block of its own, not
 # pymalloc's), all freed but one in 64, which keeps glibc from giving the pages between them
 # back by itself. What the trim gives back is the measure.
 _BURST = """
 import sys
-from userbase.memory import release_free_memory, share_one_heap
+from userbase.app import create_app
+from userbase.memory import YOUNG_COLLECTION_THRESHOLD, release_free_memory, share_one_heap
 
 def rss_mb():
     with open("/proc/self/status") as status:
@@ -33,7 +38,8 @@ def test_release_free_memory_is_available_here() -> None:
 
 _THREAD_BURST = """
 import threading
-from userbase.memory import release_free_memory, share_one_heap
+from userbase.app import create_app
+from userbase.memory import YOUNG_COLLECTION_THRESHOLD, release_free_memory, share_one_heap
 
 def rss_mb():
     with open("/proc/self/status") as status:
@@ -77,3 +83,9 @@ def test_a_freed_burst_leaves_rss_after_the_trim() -> None:
     )
     released_mb = int(done.stdout.strip())
     assert released_mb >= 50, f"only {released_mb} MB given back"
+
+
+def test_start_up_freezes_its_objects_and_collects_the_young_less_often() -> None:
+    with TestClient(create_app()):
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+        assert gc.get_freeze_count() > 0

@@ -27,7 +27,7 @@ from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
-from userbase.memory import release_free_memory, share_one_heap
+from userbase.memory import release_free_memory, share_one_heap, tune_garbage_collector
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, metrics, pages, sessions, users
@@ -85,6 +85,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
             "instead of being sent. Fine for development, not for production."
         )
+    tune_garbage_collector()
     tasks = []
     if settings.mail_background:
         tasks.append(asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds)))

