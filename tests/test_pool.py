@@ -10,11 +10,13 @@ from typing import Any
 import anyio.to_thread
 import httpx2 as httpx
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import LiveServer, new_user
 from tests.locks import users_table_locked
 from userbase.config import Settings, get_settings
-from userbase.database import engine
+from userbase.database import IDLE_PING_SECONDS, build_engine, engine
 from userbase.server_checks import NotEnoughConnections, check_capacity
 
 
@@ -123,3 +125,38 @@ def test_a_single_process_whose_pool_cannot_fit_does_not_start(database_url: str
     )
     assert server.returncode != 0
     assert "max_connections" in server.stderr
+
+
+def _server_side_id(connection: Any) -> int:
+    query = (
+        "SELECT pg_backend_pid()"
+        if engine.dialect.name == "postgresql"
+        else "SELECT CONNECTION_ID()"
+    )
+    return int(connection.exec_driver_sql(query).scalar_one())
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_a_connection_killed_while_idle_in_the_pool_is_replaced_not_failed() -> None:
+    # The check at checkout (database.py, IDLE_PING_SECONDS): a connection idle longer than that
+    # is pinged, and a dead one swapped for a new one before the session sees it.
+    one_connection = build_engine(
+        Settings(DATABASE_URL=engine.url.render_as_string(hide_password=False), pool_size=1)
+    )  # type: ignore[call-arg]
+    outsider = create_engine(engine.url, poolclass=NullPool)
+    try:
+        with one_connection.connect() as connection:
+            victim = _server_side_id(connection)
+        with outsider.connect() as killer:
+            if engine.dialect.name == "postgresql":
+                killer.exec_driver_sql(f"SELECT pg_terminate_backend({victim})")
+            else:
+                killer.exec_driver_sql(f"KILL {victim}")
+        time.sleep(IDLE_PING_SECONDS + 0.5)
+
+        with one_connection.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
+            assert _server_side_id(connection) != victim
+    finally:
+        one_connection.dispose()
+        outsider.dispose()
