@@ -158,7 +158,8 @@ def sign_in(
     user_id = user.id if user else None
     account = account_key(user_id, login)
     limits = login_limits(account, address_key(client_address))
-    retry_after = throttle.retry_after(session, limits, now)
+    seen: dict[str, int] = {}
+    retry_after = throttle.retry_after(session, limits, now, seen)
     if retry_after is not None:
         return LoginThrottled(retry_after, user_id=user_id)
 
@@ -170,7 +171,8 @@ def sign_in(
     if get_settings().require_verified_email and not user.email_verified:
         return EmailNotVerified(user_id=user.id)
 
-    throttle.reset(session, account)
+    if seen.get(account, 1):  # no failure counted in the window: nothing worth a DELETE
+        throttle.reset(session, account)
     if new_hash is not None:
         user.password_hash = new_hash  # parameters were raised since this hash was made
     return issue_token(session, user, client_address=client_address, user_agent=user_agent)

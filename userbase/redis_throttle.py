@@ -48,7 +48,13 @@ class RedisThrottle:
         return f"{self.namespace}:throttle:{key}"
 
     @_guarded
-    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
+    def retry_after(
+        self,
+        session: Session,
+        limits: Sequence[Limit],
+        now: datetime,
+        seen: dict[str, int] | None = None,  # not counted here: callers reset as if some were
+    ) -> int | None:
         waits = []
         for limit in limits:
             name = self._name(limit.key)

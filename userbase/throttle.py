@@ -53,8 +53,18 @@ def login_limits(account: str, address: str) -> list[Limit]:
 
 
 class Throttle(Protocol):
-    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
-        """Seconds until another event is allowed, or None when no limit is reached."""
+    def retry_after(
+        self,
+        session: Session,
+        limits: Sequence[Limit],
+        now: datetime,
+        seen: dict[str, int] | None = None,
+    ) -> int | None:
+        """Seconds until another event is allowed, or None when no limit is reached.
+
+        When given, `seen` gets the number of events counted per key, where the store counts
+        them (a key left out may have some).
+        """
 
     def record(self, session: Session, limits: Sequence[Limit], now: datetime) -> None: ...
 
@@ -73,11 +83,19 @@ class DatabaseThrottle:
         .limit(bindparam("events"))
     )
 
-    def retry_after(self, session: Session, limits: Sequence[Limit], now: datetime) -> int | None:
+    def retry_after(
+        self,
+        session: Session,
+        limits: Sequence[Limit],
+        now: datetime,
+        seen: dict[str, int] | None = None,
+    ) -> int | None:
         waits = []
         for limit in limits:
             params = {"key": limit.key, "since": now - limit.window, "events": limit.events}
             recent = session.scalars(self._RECENT, params).all()
+            if seen is not None:
+                seen[limit.key] = len(recent)
             if len(recent) >= limit.events:
                 # Allowed again when the oldest of the last `events` events leaves the window.
                 waits.append(seconds_until(recent[-1] + limit.window, now))
