@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from userbase.models import SecurityEvent, utcnow
+from userbase.models import SecurityEvent, table_of, utcnow
 
 USER_AGENT_MAX = 200
 MAX_ID = 2_147_483_647
@@ -74,7 +74,7 @@ def record(
     )
 
 
-_INSERT_EVENT = insert(SecurityEvent.metadata.tables[SecurityEvent.__tablename__])
+_INSERT_EVENT = insert(table_of(SecurityEvent))
 
 
 def list_events(

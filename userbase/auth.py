@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from userbase.config import get_settings
 from userbase.db_errors import is_database_unavailable
-from userbase.models import Token, User, utcnow
+from userbase.models import Token, User, table_of, utcnow
 from userbase.security import TOKEN_PATTERN, new_token, token_digest, verify_password_or_dummy
 from userbase.throttle import account_key, address_key, get_throttle, login_limits
 
@@ -28,8 +28,7 @@ _USER_BY_LOGIN = select(User).where(
         User.email_key == func.lower(bindparam("login")),
     )
 )
-_users_table = User.metadata.tables[User.__tablename__]
-_tokens_table = Token.metadata.tables[Token.__tablename__]
+_users_table, _tokens_table = table_of(User), table_of(Token)
 _users, _tokens = _users_table.c, _tokens_table.c
 _TOKEN_OWNER = (
     select(
@@ -211,8 +210,8 @@ def resolve_token(session: Session, token: str) -> Principal:
     row = session.connection().execute(_TOKEN_OWNER, params).first()
     if row is None:
         raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
-    user = Account(*row[:9])
-    token_id, last_used_at = row[9], row[10]
+    *account, token_id, last_used_at = row
+    user = Account(*account)
     if not user.is_active:
         raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
     if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from userbase import mail, users
 from userbase.config import get_settings
-from userbase.models import ActionToken, User, utcnow
+from userbase.models import ActionToken, User, table_of, utcnow
 from userbase.security import new_token, token_digest
 from userbase.throttle import Limit, get_throttle
 
@@ -60,7 +60,7 @@ def _issue(session: Session, user: User, kind: TokenKind, ttl: timedelta) -> str
     return token
 
 
-_INSERT_ACTION_TOKEN = insert(ActionToken.metadata.tables[ActionToken.__tablename__])
+_INSERT_ACTION_TOKEN = insert(table_of(ActionToken))
 
 
 def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken, User]:

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
-from userbase.models import OutboxMail, utcnow
+from userbase.models import OutboxMail, table_of, utcnow
 
 logger = logging.getLogger("userbase.mail")
 
@@ -77,7 +77,7 @@ def enqueue(session: Session, recipient: str, template: str, **values: str) -> N
     )
 
 
-_INSERT_MAIL = insert(OutboxMail.metadata.tables[OutboxMail.__tablename__])
+_INSERT_MAIL = insert(table_of(OutboxMail))
 
 
 def backoff(attempts: int) -> timedelta:

@@ -11,11 +11,7 @@ other threads (the 19 MiB an argon2 hash uses stays there), so threads share one
 
 import ctypes
 import gc
-import logging
 from collections.abc import Callable
-
-logger = logging.getLogger("userbase.memory")
-
 
 # mallopt's parameter number for the arena limit (glibc's malloc.h).
 _M_ARENA_MAX = -8

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -93,6 +94,11 @@ def case_key(length: int) -> String:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for hot paths that read plain rows or insert without the ORM."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class User(Base):

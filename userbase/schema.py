@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 # The newest migration in userbase/migrations/versions/: a new migration updates it.
 SCHEMA_HEAD = "0004"
-_VERSION_TABLE = "alembic_version"
 
 
 class SchemaBehind(RuntimeError):
@@ -43,7 +42,7 @@ def head_revision(engine: Engine) -> str | None:
 def current_revision(engine: Engine) -> str | None:
     """The database's revision; None before the first migration."""
     with engine.connect() as connection:
-        if not inspect(connection).has_table(_VERSION_TABLE):
+        if not inspect(connection).has_table("alembic_version"):
             return None
         # One row on a linear history (ours is).
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from userbase import auth
-from userbase.models import User
+from userbase.models import User, table_of
 from userbase.security import hash_password, verify_password
 
 # Larger than any character, so [prefix, prefix + _AFTER_ALL) holds exactly the keys that start
@@ -19,7 +19,7 @@ _AFTER_ALL = "\U0010ffff"
 
 # The table's own columns, not the mapped attributes: statements of them run as plain Core
 # (rows straight from the cursor, no ORM compile and loading steps) on the hot read paths.
-_users = User.__table__.c
+_users = table_of(User).c
 PUBLIC_COLUMNS = (_users.id, _users.username, _users.display_name, _users.created_at)
 PublicRow = Row[int, str, str | None, datetime]
 # ids are 32-bit integers on every engine; a larger one cannot name a row (and PostgreSQL would

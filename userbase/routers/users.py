@@ -48,22 +48,16 @@ router = APIRouter(prefix="/users", tags=["users"])
 PAGE_LIMIT_MAX = 1000
 
 
-def _public(row: Any) -> dict[str, Any]:
-    user_id, username, display_name, created_at = row[:4]
-    return {
-        "id": user_id,
-        "username": username,
-        "display_name": display_name,
-        "created_at": created_at,
-    }
-
-
 def _public_page(rows: Any) -> list[dict[str, Any]]:
     # Unpacking in one comprehension: measured ~2x faster than a call per row (bench/ab.py).
     return [
         {"id": user_id, "username": username, "display_name": display_name, "created_at": created}
         for user_id, username, display_name, created in rows
     ]
+
+
+def _public(row: Any) -> dict[str, Any]:
+    return _public_page((row[:4],))[0]
 
 
 def _account(user: User | Account) -> dict[str, Any]:
