@@ -24,17 +24,16 @@ import psycopg
 from bench.database import bench_database
 from bench.hashing import PASSWORD, make_hasher, service_settings
 from bench.load import run_wrk
-from bench.servers import _UVICORN_FLAGS, BIN, Servers, System, systems
+from bench.servers import BIN, Servers, System, systems, uvicorn_system
 
 USERS = 10_000
 CALLS = 3_000
 
 
 def _served(servers: Servers, database_systems: list[System]) -> list[tuple[str, float]]:
-    uvicorn = str(BIN / "uvicorn")
-    bare = System("bare", "FastAPI alone", (uvicorn, "bench.peers.bare:app", "--port", "{port}",
-                  *_UVICORN_FLAGS))  # fmt: skip
-    started = {"bare": servers.start(bare)}
+    started = {
+        "bare": servers.start(uvicorn_system("bare", "FastAPI alone", "bench.peers.bare:app"))
+    }
     for system in database_systems:
         if system.name in ("ceiling", "userbase"):
             started[system.name] = servers.start(system)

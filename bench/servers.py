@@ -29,33 +29,33 @@ class System:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def uvicorn_system(name: str, title: str, app: str, env: dict[str, str] | None = None) -> System:
+    """An ASGI app served by uvicorn, as every system but DRF is."""
+    argv = (str(BIN / "uvicorn"), app, "--port", "{port}", *_UVICORN_FLAGS)
+    return System(name, title, argv, env or {})
+
+
 def systems(database: BenchDatabase) -> list[System]:
     """Every system, each on the bench database. The ceiling comes first: ratios are against it."""
-    uvicorn = str(BIN / "uvicorn")
     url = {"DATABASE_URL": database.sqlalchemy_url}
     return [
-        System(
+        uvicorn_system(
             "ceiling",
             "raw ASGI + asyncpg + orjson",
-            (uvicorn, "bench.peers.ceiling:app", "--port", "{port}", *_UVICORN_FLAGS),
+            "bench.peers.ceiling:app",
             {"CEILING_DSN": database.dsn},
         ),
-        System(
-            "userbase",
-            "userbase (uvicorn userbase.app:app)",
-            (uvicorn, "userbase.app:app", "--port", "{port}", *_UVICORN_FLAGS),
-            url,
-        ),
-        System(
+        uvicorn_system("userbase", "userbase (uvicorn userbase.app:app)", "userbase.app:app", url),
+        uvicorn_system(
             "tutorial",
             "the tutorial: query(User).offset().limit().all()",
-            (uvicorn, "bench.peers.tutorial_app:app", "--port", "{port}", *_UVICORN_FLAGS),
+            "bench.peers.tutorial_app:app",
             url,
         ),
-        System(
+        uvicorn_system(
             "tutorial-all",
             "the tutorial: query(User).all()",
-            (uvicorn, "bench.peers.tutorial_app:app_all", "--port", "{port}", *_UVICORN_FLAGS),
+            "bench.peers.tutorial_app:app_all",
             url,
         ),
         System(
