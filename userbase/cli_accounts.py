@@ -63,11 +63,11 @@ def create_admin(
                 email=data.email,
                 password_hash=password_hash,
                 display_name=None,
+                is_admin=True,
             )
         except users.UserExists as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
-        user.is_admin = True
         console.print(f"created admin {user.username} (id {user.id})")
 
 

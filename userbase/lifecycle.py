@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -42,7 +43,18 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
-def _issue(session: Session, user: User, kind: TokenKind, ttl: timedelta) -> str:
+class Addressee(Protocol):
+    """Whom a link is mailed to: an ORM User, or a user just created (users.CreatedUser)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+
+
+def _issue(session: Session, user: Addressee, kind: TokenKind, ttl: timedelta) -> str:
     token, digest = new_token()
     now = utcnow()
     # A Core INSERT: the row is only read back when the link is used, by another request.
@@ -92,10 +104,17 @@ def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken,
 
 
 def start_email_verification(session: Session, user: User) -> None:
-    """Mark the address unverified and mail a link that verifies it."""
+    """Mark the address unverified (it changed, or was never verified) and mail a link."""
+    user.email_verified = False
+    mail_verification_link(session, user)
+    session.flush()
+
+
+def mail_verification_link(session: Session, user: Addressee) -> None:
+    """Mail a link that verifies the user's current address. A new user starts unverified, so
+    this is all a sign-up needs: no flush of an unchanged flag."""
     settings = get_settings()
     ttl = timedelta(seconds=settings.verify_token_ttl_seconds)
-    user.email_verified = False
     token = _issue(session, user, TokenKind.VERIFY_EMAIL, ttl)
     mail.enqueue(
         session,
@@ -107,7 +126,6 @@ def start_email_verification(session: Session, user: User) -> None:
         link=f"{settings.public_url.rstrip('/')}/verify-email#token={token}",
         hours=str(int(ttl.total_seconds() // 3600)),
     )
-    session.flush()
 
 
 def resend_verification(session: Session, user: User) -> None:
@@ -120,7 +138,7 @@ def resend_verification(session: Session, user: User) -> None:
     if retry_after is not None:
         raise RateLimited(retry_after)
     throttle.record(session, limits, utcnow())
-    start_email_verification(session, user)
+    mail_verification_link(session, user)
 
 
 def verify_email(session: Session, token: str) -> User:

@@ -93,7 +93,7 @@ def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) ->
         password_hash=password_hash,
         display_name=body.display_name,
     )
-    lifecycle.start_email_verification(db, user)
+    lifecycle.mail_verification_link(db, user)
     audit.record(db, EventKind.USER_CREATED, context, user_id=user.id)
     content = {
         "id": user.id,
