@@ -22,14 +22,17 @@ MAX_TOKEN_ID = 2_147_483_647
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 
-_USER_BY_LOGIN = select(User).where(
-    or_(
-        User.username_key == func.lower(bindparam("login")),
-        User.email_key == func.lower(bindparam("login")),
-    )
-)
 _users_table, _tokens_table = table_of(User), table_of(Token)
 _users, _tokens = _users_table.c, _tokens_table.c
+# What a sign-in needs of the user, as one Core row: an ORM User is loaded only to rehash.
+_USER_BY_LOGIN = select(
+    _users.id, _users.password_hash, _users.is_active, _users.email_verified
+).where(
+    or_(
+        _users.username_key == func.lower(bindparam("login")),
+        _users.email_key == func.lower(bindparam("login")),
+    )
+)
 _TOKEN_OWNER = (
     select(
         _users.id,
@@ -152,7 +155,9 @@ def sign_in(
     now = utcnow()
     # No username or address holds a control character; and PostgreSQL cannot even be sent one.
     user = (
-        session.scalars(_USER_BY_LOGIN, {"login": login}).first() if login.isprintable() else None
+        session.connection().execute(_USER_BY_LOGIN, {"login": login}).first()
+        if login.isprintable()
+        else None
     )
     user_id = user.id if user else None
     account = account_key(user_id, login)
@@ -172,13 +177,20 @@ def sign_in(
 
     if seen.get(account, 1):  # no failure counted in the window: nothing worth a DELETE
         throttle.reset(session, account)
-    if new_hash is not None:
-        user.password_hash = new_hash  # parameters were raised since this hash was made
-    return issue_token(session, user, client_address=client_address, user_agent=user_agent)
+    if new_hash is not None:  # parameters were raised since this hash was made
+        _load_user(session, user.id).password_hash = new_hash
+    return issue_token(session, user.id, client_address=client_address, user_agent=user_agent)
+
+
+def _load_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:  # read a moment ago in this transaction, and users are never re-keyed
+        raise LookupError(f"user {user_id} vanished during its sign-in")
+    return user
 
 
 def issue_token(
-    session: Session, user: User, *, client_address: str | None, user_agent: str | None
+    session: Session, user_id: int, *, client_address: str | None, user_agent: str | None
 ) -> IssuedToken:
     ttl = get_settings().token_ttl_seconds
     token, digest = new_token()
@@ -187,7 +199,7 @@ def issue_token(
     session.connection().execute(
         _INSERT_TOKEN,
         {
-            "user_id": user.id,
+            "user_id": user_id,
             "token_hash": digest,
             "created_at": now,
             "expires_at": now + timedelta(seconds=ttl),
@@ -195,7 +207,7 @@ def issue_token(
             "user_agent": user_agent[:USER_AGENT_MAX] if user_agent else None,
         },
     )
-    return IssuedToken(token=token, expires_in=ttl, user_id=user.id)
+    return IssuedToken(token=token, expires_in=ttl, user_id=user_id)
 
 
 _INSERT_TOKEN = insert(_tokens_table)
