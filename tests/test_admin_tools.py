@@ -130,6 +130,20 @@ def test_non_admins_get_403_for_admin_filters(client: Any, population: str) -> N
 def test_naive_dates_are_422(client: Any, population: str) -> None:
     response = client.get("/users/?created_after=2021-01-01T00:00:00", headers=bearer(population))
     assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    assert error["loc"] == ["query", "created_after"]
+    assert error["field"] == "created_after"
+
+
+def test_admin_filters_are_documented_as_query_parameters(client: Any) -> None:
+    parameters = client.get("/openapi.json").json()["paths"]["/users/"]["get"]["parameters"]
+    by_name = {parameter["name"]: parameter for parameter in parameters}
+    for name in ("email", "email_prefix", "is_active", "is_admin", "created_after"):
+        assert by_name[name]["in"] == "query"
+        assert by_name[name]["required"] is False
+    assert by_name["created_before"]["schema"]["anyOf"][0]["format"] == "date-time"
+    assert by_name["email"]["schema"]["anyOf"][0]["maxLength"] == 320
 
 
 # --- sessions -----------------------------------------------------------------------------
