@@ -279,6 +279,32 @@ def test_concurrent_senders_deliver_each_mail_exactly_once(client: Any, smtp: SM
     assert unsent == 0
 
 
+def test_a_sender_round_delivers_batch_after_batch_until_none_is_due(
+    client: Any, smtp: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mail, "BATCH", 5)
+    for n in range(12):
+        sign_up(client, f"b{n}")
+
+    report = mail.deliver_until_done(SessionLocal)
+
+    assert (report.sent, report.failed) == (12, 0)
+    assert len(smtp.mailbox.messages) == 12
+
+
+def test_a_sender_round_stops_at_the_first_batch_that_fails(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mail, "BATCH", 5)
+    monkeypatch.setattr(get_settings(), "smtp_url", f"smtp://127.0.0.1:{free_port()}")
+    for n in range(12):
+        sign_up(client, f"f{n}")
+
+    report = mail.deliver_until_done(SessionLocal)
+
+    assert (report.sent, report.failed) == (0, 5)  # the other 7 wait for the next round
+
+
 def test_without_smtp_the_mail_and_its_link_go_to_the_log(
     client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

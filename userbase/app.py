@@ -59,10 +59,10 @@ async def _release_memory_forever(interval: float) -> None:
 
 
 async def _send_mail_forever(interval: float) -> None:
-    """The outbox sender: every `interval` seconds, deliver what is due."""
+    """The outbox sender: every `interval` seconds, deliver all that is due."""
     while True:
         try:
-            await run_in_threadpool(mail.deliver_due, SessionLocal)
+            await run_in_threadpool(mail.deliver_until_done, SessionLocal)
         except Exception:
             # The database may be away for a while; mail waits in the outbox meanwhile.
             logger.exception("mail sender: delivery round failed; next round in %ss", interval)

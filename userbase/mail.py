@@ -77,7 +77,8 @@ def enqueue(session: Session, recipient: str, template: str, **values: str) -> N
     )
 
 
-_INSERT_MAIL = insert(table_of(OutboxMail))
+_outbox = table_of(OutboxMail)
+_INSERT_MAIL = insert(_outbox)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -91,7 +92,27 @@ class DeliveryReport:
     failed: int = 0
 
 
-def deliver_due(session_factory: sessionmaker[Session], *, limit: int = 50) -> DeliveryReport:
+# Mails leased per batch by the background sender.
+BATCH = 50
+
+
+def deliver_until_done(session_factory: sessionmaker[Session]) -> DeliveryReport:
+    """deliver_due, batch after batch, while batches come back full and all were sent.
+
+    One batch per poll capped the sender at 25 mails a second, so a burst of sign-ups left a
+    backlog for minutes. A failure ends the round: when SMTP is down, one batch is enough to
+    learn it, and the failed mails are retried after their back-off anyway.
+    """
+    total = DeliveryReport()
+    while True:
+        report = deliver_due(session_factory, limit=BATCH)
+        total.sent += report.sent
+        total.failed += report.failed
+        if report.failed or report.sent < BATCH:
+            return total
+
+
+def deliver_due(session_factory: sessionmaker[Session], *, limit: int = BATCH) -> DeliveryReport:
     """Send the mails that are due; never holds a lock while talking to SMTP.
 
     A batch is leased in one short transaction: its rows are locked with SKIP LOCKED (a
@@ -156,7 +177,10 @@ def _finish(
     else:
         values["next_attempt_at"] = utcnow() + backoff(attempts)
     with session_factory.begin() as session:
-        session.execute(update(OutboxMail).where(OutboxMail.id == mail.id).values(**values))
+        # Core: the ORM's bulk-update path costs more than the statement (~0.2 ms a mail).
+        session.connection().execute(
+            update(_outbox).where(_outbox.c.id == mail.id).values(**values)
+        )
 
 
 def _message(mail: OutboxMail, settings: Settings) -> EmailMessage:
