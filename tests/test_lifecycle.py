@@ -292,6 +292,16 @@ def test_a_sender_round_delivers_batch_after_batch_until_none_is_due(
     assert len(smtp.mailbox.messages) == 12
 
 
+def test_a_batch_is_sent_over_one_smtp_connection(client: Any, smtp: SMTPServer) -> None:
+    for n in range(5):
+        sign_up(client, f"k{n}")
+
+    assert deliver().sent == 5
+
+    assert len(smtp.mailbox.messages) == 5
+    assert len(set(smtp.mailbox.peers)) == 1
+
+
 def test_a_sender_round_stops_at_the_first_batch_that_fails(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ exists exactly when the change that caused it was committed; a sender delivers t
 afterwards, with retries and back-off, so an SMTP outage delays mail but loses none.
 """
 
+import contextlib
 import html
 import logging
 import smtplib
@@ -122,16 +123,20 @@ def deliver_due(session_factory: sessionmaker[Session], *, limit: int = BATCH) -
     """
     settings = get_settings()
     report = DeliveryReport()
-    for mail in _lease_due(session_factory, settings, limit, utcnow()):
-        try:
-            _send(mail, settings)
-        except (OSError, smtplib.SMTPException) as exc:
-            report.failed += 1
-            logger.warning("mail %s not sent (attempt %s): %s", mail.id, mail.attempts + 1, exc)
-            _finish(session_factory, mail, sent_at=None, error=str(exc))
-        else:
-            report.sent += 1
-            _finish(session_factory, mail, sent_at=utcnow(), error=None)
+    outbound = _Outbound(settings)
+    try:
+        for mail in _lease_due(session_factory, settings, limit, utcnow()):
+            try:
+                outbound.send(mail)
+            except (OSError, smtplib.SMTPException) as exc:
+                report.failed += 1
+                logger.warning("mail %s not sent (attempt %s): %s", mail.id, mail.attempts + 1, exc)
+                _finish(session_factory, mail, sent_at=None, error=str(exc))
+            else:
+                report.sent += 1
+                _finish(session_factory, mail, sent_at=utcnow(), error=None)
+    finally:
+        outbound.close()
     return report
 
 
@@ -194,12 +199,44 @@ def _message(mail: OutboxMail, settings: Settings) -> EmailMessage:
     return message
 
 
-def _send(mail: OutboxMail, settings: Settings) -> None:
-    if not settings.smtp_url:
-        # Development mode (announced at start-up): the mail, link included, goes to the log.
-        logger.info("mail to %s: %s\n%s", mail.recipient, mail.subject, mail.text_body)
-        return
-    url = urlsplit(settings.smtp_url)
+class _Outbound:
+    """Where a round's mails go: the log in development mode, else one SMTP connection, opened
+    for the first mail and reused for the next ones, so a burst of sign-ups costs one TLS
+    handshake and login, not one per mail. A connection that failed is dropped: the next mail
+    opens a new one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: smtplib.SMTP | None = None
+
+    def send(self, mail: OutboxMail) -> None:
+        if not self.settings.smtp_url:
+            # Development mode (announced at start-up): the mail, link included, goes to the log.
+            logger.info("mail to %s: %s\n%s", mail.recipient, mail.subject, mail.text_body)
+            return
+        if self.client is None:
+            self.client = _connect(self.settings.smtp_url)
+        try:
+            self.client.send_message(_message(mail, self.settings))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            _hang_up(client)
+
+
+def _hang_up(client: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        client.quit()
+    client.close()
+
+
+def _connect(smtp_url: str) -> smtplib.SMTP:
+    """A connection ready to send: TLS (SMTPS, or STARTTLS when offered) and the login."""
+    url = urlsplit(smtp_url)
     host = url.hostname or "localhost"
     context = ssl.create_default_context()
     if url.scheme == "smtps":
@@ -210,7 +247,7 @@ def _send(mail: OutboxMail, settings: Settings) -> None:
         client = smtplib.SMTP(host, url.port or 587, timeout=SMTP_TIMEOUT_SECONDS)
     else:
         raise smtplib.SMTPException(f"unsupported scheme {url.scheme!r} in USERBASE_SMTP_URL")
-    with client:
+    try:
         if url.scheme == "smtp":
             client.ehlo()
             if client.has_extn("starttls"):
@@ -221,4 +258,7 @@ def _send(mail: OutboxMail, settings: Settings) -> None:
                 raise smtplib.SMTPException("the SMTP server offers no STARTTLS for the login")
         if url.username:
             client.login(unquote(url.username), unquote(url.password or ""))
-        client.send_message(_message(mail, settings))
+    except BaseException:
+        _hang_up(client)
+        raise
+    return client
