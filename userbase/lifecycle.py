@@ -104,7 +104,7 @@ def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken,
 
 
 def start_email_verification(session: Session, user: User) -> None:
-    """Mark the address unverified (it changed, or was never verified) and mail a link."""
+    """Mark the changed address unverified and mail a link that verifies it."""
     user.email_verified = False
     mail_verification_link(session, user)
     session.flush()

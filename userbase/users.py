@@ -124,7 +124,8 @@ class AccountPage:
 
 @dataclass(frozen=True, slots=True)
 class CreatedUser:
-    """A user just inserted: what a create answers with, without loading an ORM object."""
+    """A user just inserted: what a create answers with (schemas.UserPrivate's fields), without
+    loading an ORM object."""
 
     id: int
     username: str

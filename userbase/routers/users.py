@@ -1,6 +1,7 @@
 """/users/: create, read, page through, change and delete users."""
 
 import re
+from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -96,15 +97,8 @@ def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) ->
     )
     lifecycle.mail_verification_link(db, user)
     audit.record(db, EventKind.USER_CREATED, context, user_id=user.id)
-    content = {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "display_name": user.display_name,
-        "is_active": user.is_active,
-        "created_at": user.created_at,
-    }
-    return JSONBytes(content, status_code=201, headers={"Location": f"/users/{user.id}"})
+    # CreatedUser holds exactly UserPrivate's fields, the documented answer.
+    return JSONBytes(asdict(user), status_code=201, headers={"Location": f"/users/{user.id}"})
 
 
 _ISO_8601 = re.compile(
