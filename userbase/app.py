@@ -142,9 +142,10 @@ def _add_routes(app: FastAPI, *routers: APIRouter) -> None:
     `include_router` adds each router as a branch resolved at request time (FastAPI 0.163's
     lazily included routers), and a request is then matched against a branch's routes twice,
     with scope bookkeeping around every route it tries: 22 of the 84 µs of a `/healthz` call,
-    8% of a `GET /users/{id}` (`python -m bench.in_process`, docs/performance.md). Our routers carry their own prefix and
-    tags and the include adds nothing to them, so their routes can join the app as they are;
-    tests/test_docs.py checks that the operations are the ones `include_router` would give.
+    8% of a `GET /users/{id}` (`python -m bench.in_process`, docs/performance.md). Our
+    routers carry their own prefix and tags and the include adds nothing to them, so their
+    routes can join the app as they are; tests/test_docs.py checks that the operations are the
+    ones `include_router` would give.
     """
     for router in routers:
         app.router.routes.extend(router.routes)
