@@ -18,6 +18,7 @@ from starlette.routing import Match
 
 from userbase import auth, lifecycle, users
 from userbase.db_errors import is_database_unavailable
+from userbase.hashing_turns import HashingBusy
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.responses import dumps
@@ -200,6 +201,16 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> Response
     )
 
 
+async def _on_hashing_busy(request: Request, exc: Exception) -> Response:
+    logger.warning("busy: %s", exc)
+    return problem(
+        503,
+        "The service is busy checking passwords; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
 async def _on_database_error(request: Request, exc: Exception) -> Response:
     if is_database_unavailable(exc):
         return await _on_database_unavailable(request, exc)
@@ -225,6 +236,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StaleDataError, _on_stale_data)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
+    app.add_exception_handler(HashingBusy, _on_hashing_busy)
     # Redis (the optional throttle store) down or slow: the same answer, try again shortly.
     app.add_exception_handler(StoreUnavailable, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

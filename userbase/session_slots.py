@@ -41,21 +41,27 @@ def _semaphore() -> anyio.Semaphore:
 async def session_slot() -> AsyncIterator[None]:
     """Hold one of pool_size + max_overflow slots for the life of a request's session."""
     semaphore = _semaphore()
-    try:
-        # A free slot needs no timer: the common case skips the cancel scope's deadline.
-        semaphore.acquire_nowait()
-    except anyio.WouldBlock:
-        timeout = get_settings().pool_timeout
-        acquired = False
-        with anyio.move_on_after(timeout):
-            await semaphore.acquire()
-            acquired = True
-        if not acquired:
-            raise PoolTimeoutError(f"no database session free within {timeout:g} s") from None
+    timeout = get_settings().pool_timeout
+    if not await acquire_within(semaphore, timeout):
+        raise PoolTimeoutError(f"no database session free within {timeout:g} s")
     try:
         yield
     finally:
         semaphore.release()
+
+
+async def acquire_within(semaphore: anyio.Semaphore, timeout: float) -> bool:
+    """Take one of `semaphore`'s tokens, waiting at most `timeout` seconds; whether it did."""
+    try:
+        # A free token needs no timer: the common case skips the cancel scope's deadline.
+        semaphore.acquire_nowait()
+        return True
+    except anyio.WouldBlock:
+        pass
+    with anyio.move_on_after(timeout):
+        await semaphore.acquire()
+        return True
+    return False
 
 
 def size_thread_pool() -> None:

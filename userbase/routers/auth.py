@@ -11,6 +11,7 @@ from userbase.audit import EventKind
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.errors import problem_response
+from userbase.hashing_turns import HASHING_TURN
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import ClientAddress, PrincipalDep, RequestContextDep
@@ -34,6 +35,7 @@ _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is o
     response_model=TokenOut,
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
     summary="Sign in: exchange a username (or email) and password for a bearer token",
+    dependencies=[HASHING_TURN],
 )
 def sign_in(
     form: PasswordForm,
@@ -118,6 +120,7 @@ def forgot_password(
     status_code=204,
     responses={400: PROBLEM, 422: PROBLEM},
     summary="Set a new password with the token of a reset mail",
+    dependencies=[HASHING_TURN],
 )
 def reset_password(body: PasswordReset, db: SessionDep, context: RequestContextDep) -> Response:
     """Every bearer token of the user is revoked and the reset link is burnt."""

@@ -23,6 +23,7 @@ from userbase.audit import EventKind, RequestContext
 from userbase.auth import Account
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
+from userbase.hashing_turns import HASHING_TURN
 from userbase.models import User
 from userbase.permissions import Forbidden, ensure_can_manage, ensure_may_change
 from userbase.responses import JSONBytes
@@ -81,8 +82,9 @@ def _account(user: User | Account) -> dict[str, Any]:
     response_model=UserPrivate,
     responses={409: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="Create a user",
+    dependencies=[HASHING_TURN],
 )
-@router.post("", status_code=201, include_in_schema=False)
+@router.post("", status_code=201, include_in_schema=False, dependencies=[HASHING_TURN])
 def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) -> Response:
     """Create a user and mail them a link to verify the address. The password is stored only
     as its argon2id hash."""
@@ -243,6 +245,7 @@ BATCH_MAX = 1000
     response_model=list[BatchItemOut],
     responses={401: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="Create up to 1,000 users at once (admins)",
+    dependencies=[HASHING_TURN],
 )
 def create_users_batch(
     items: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=BATCH_MAX)],
@@ -314,6 +317,7 @@ async def read_me(principal: PrincipalDep) -> Response:
     status_code=204,
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
     summary="Change your password; every token of yours is revoked",
+    dependencies=[HASHING_TURN],
 )
 def change_password(
     body: PasswordChange, principal: PrincipalDep, db: SessionDep, context: RequestContextDep
