@@ -3,6 +3,7 @@
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -103,3 +104,16 @@ def test_a_sign_in_that_waits_too_long_for_its_turn_gets_503(database_url: str) 
     assert all(a.headers["content-type"] == "application/problem+json" for a in refused)
     assert all(a.headers["retry-after"] for a in refused)
     assert "busy checking passwords" in refused[0].json()["detail"]
+
+
+def test_every_route_that_hashes_documents_its_503(client: Any) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    hashing = [
+        ("/auth/token", "post"),
+        ("/auth/reset-password", "post"),
+        ("/users/", "post"),
+        ("/users/batch", "post"),
+        ("/users/me/password", "put"),
+    ]
+    for path, method in hashing:
+        assert "503" in paths[path][method]["responses"], (method, path)

@@ -33,7 +33,7 @@ _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is o
 @router.post(
     "/token",
     response_model=TokenOut,
-    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM},
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM},
     summary="Sign in: exchange a username (or email) and password for a bearer token",
     dependencies=[HASHING_TURN],
 )
@@ -118,7 +118,7 @@ def forgot_password(
 @router.post(
     "/reset-password",
     status_code=204,
-    responses={400: PROBLEM, 422: PROBLEM},
+    responses={400: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="Set a new password with the token of a reset mail",
     dependencies=[HASHING_TURN],
 )
