@@ -12,15 +12,10 @@ rest of the sessions stay free for everything else.
 
 from collections.abc import AsyncIterator
 
-import anyio
-from anyio.lowlevel import RunVar
 from fastapi import Depends
 
 from userbase.config import Settings, get_settings
-from userbase.session_slots import acquire_within
-
-# One semaphore per event loop (each worker process and each TestClient has its own loop).
-_turns: RunVar[anyio.Semaphore] = RunVar("userbase_hashing_turns")
+from userbase.turns import Turns
 
 
 class HashingBusy(Exception):
@@ -33,25 +28,17 @@ def hashing_turns(settings: Settings) -> int:
     return min(2 * settings.hash_concurrency, max(1, settings.max_sessions // 2))
 
 
-def _semaphore() -> anyio.Semaphore:
-    try:
-        return _turns.get()
-    except LookupError:
-        semaphore = anyio.Semaphore(hashing_turns(get_settings()))
-        _turns.set(semaphore)
-        return semaphore
+_TURNS = Turns(
+    "userbase_hashing_turns",
+    size=lambda: hashing_turns(get_settings()),
+    timed_out=lambda timeout: HashingBusy(f"no hashing turn free within {timeout:g} s"),
+)
 
 
 async def hashing_turn() -> AsyncIterator[None]:
     """Hold a turn for the life of the request."""
-    semaphore = _semaphore()
-    timeout = get_settings().pool_timeout
-    if not await acquire_within(semaphore, timeout):
-        raise HashingBusy(f"no hashing turn free within {timeout:g} s")
-    try:
+    async with _TURNS.held():
         yield
-    finally:
-        semaphore.release()
 
 
 # For a route's `dependencies=[...]`: FastAPI solves those before the route's parameters (so
