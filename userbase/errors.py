@@ -193,21 +193,17 @@ async def _on_stale_data(request: Request, exc: Exception) -> Response:
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
     logger.warning("database unavailable: %s", type(exc).__name__)
-    return problem(
-        503,
-        "The database is unavailable; try again shortly.",
-        instance=request.url.path,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    return _try_again_shortly(request, "The database is unavailable; try again shortly.")
 
 
 async def _on_hashing_busy(request: Request, exc: Exception) -> Response:
     logger.warning("busy: %s", exc)
+    return _try_again_shortly(request, "The service is busy checking passwords; try again shortly.")
+
+
+def _try_again_shortly(request: Request, detail: str) -> Response:
     return problem(
-        503,
-        "The service is busy checking passwords; try again shortly.",
-        instance=request.url.path,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
+        503, detail, instance=request.url.path, headers={"Retry-After": RETRY_AFTER_SECONDS}
     )
 
 
