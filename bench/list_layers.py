@@ -14,12 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import uvloop
-
-from bench.database import bench_database
-from bench.hashing import PASSWORD, make_hasher, service_settings
-from bench.in_process import _cpu_per_request
-from bench.servers import BIN
+from bench.in_process import CONCURRENCY, cpu_per_request, on_loaded_database
 
 ROUNDS = 5
 _PAGE_SQL = (
@@ -124,7 +119,7 @@ async def _measure(requests: int) -> None:
         best = [float("inf")] * len(paths)
         for _ in range(ROUNDS):
             for index, (_label, path) in enumerate(paths):
-                best[index] = min(best[index], await _cpu_per_request(app, path, requests))
+                best[index] = min(best[index], await cpu_per_request(app, path, requests))
     previous = None
     for (label, _path), cost in zip(paths, best, strict=True):
         comparison = label.startswith("  (")
@@ -138,14 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.list_layers", description=__doc__)
     parser.add_argument("--requests", type=int, default=4000, help="per round and layer")
     args = parser.parse_args(argv)
-    password_hash = make_hasher(service_settings()).hash(PASSWORD)
-    with bench_database("127.0.0.1", 5432, BIN / "userbase") as database:
-        database.load_users(10_000, password_hash)
-        os.environ["DATABASE_URL"] = database.sqlalchemy_url
-        os.environ.setdefault("USERBASE_LOG_LEVEL", "WARNING")
-        os.sched_setaffinity(0, {0})
-        print(f"CPU per request in one process on core 0, 10 at a time, best of {ROUNDS} rounds:")
-        uvloop.run(_measure(args.requests))
+    os.environ.setdefault("USERBASE_LOG_LEVEL", "WARNING")
+    print(
+        f"CPU per request in one process on core 0, {CONCURRENCY} at a time,"
+        f" best of {ROUNDS} rounds:"
+    )
+    on_loaded_database(lambda: _measure(args.requests))
     return 0
 
 
