@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION, build_engine
 from userbase.errors import install_error_handlers
-from userbase.session_slots import SessionSlot
+from userbase.session_slots import session_slot
 
 POOL = 5
 SLOW_SECONDS = 5.0
@@ -46,9 +46,11 @@ def make_app() -> FastAPI:
         with local() as db:
             yield db
 
-    def get_db_in_slot(_slot: SessionSlot) -> Iterator[Session]:
-        with local() as db:
-            yield db
+    async def get_db_in_slot() -> AsyncIterator[Session]:
+        # As userbase's get_db: the slot is taken on the event loop, before the session.
+        async with session_slot():
+            with local() as db:
+                yield db
 
     variant = os.environ["BENCH_VARIANT"]
     if variant == "unbounded":  # the tutorial's recipe
