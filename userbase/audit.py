@@ -34,11 +34,17 @@ class EventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """Where a request came from, as the audit trail records it."""
+    """Where an action came from, as the audit trail records it: an HTTP request (its client
+    address, user agent and request id) or an operator's command (channel "cli")."""
 
     client_address: str | None
     user_agent: str | None
     request_id: str | None
+    channel: str = "api"
+
+
+# What the `userbase` command's account actions are recorded with.
+CLI = RequestContext(client_address=None, user_agent=None, request_id=None, channel="cli")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ def record(
             "client_address": context.client_address if context else None,
             "user_agent": (context.user_agent or "")[:USER_AGENT_MAX] or None if context else None,
             "request_id": context.request_id if context else None,
+            "channel": context.channel if context else "api",
             "detail": detail,
             "created_at": utcnow(),
         },

@@ -215,6 +215,8 @@ class SecurityEvent(Base):
     client_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(200))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # How the action came in: "api" (an HTTP request) or "cli" (an operator's command).
+    channel: Mapped[str] = mapped_column(String(10), server_default="api")
     # Internal detail (e.g. why a sign-in failed); never shown to the signed-in user.
     detail: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

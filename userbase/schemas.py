@@ -189,6 +189,7 @@ class SecurityEventOut(BaseModel):
     client_address: str | None
     user_agent: str | None
     request_id: str | None
+    channel: str = Field(description='How the action came in: "api" or "cli".')
     detail: str | None
     created_at: datetime
 

@@ -47,6 +47,7 @@ def list_events(
             "client_address": event.client_address,
             "user_agent": event.user_agent,
             "request_id": event.request_id,
+            "channel": event.channel,
             "detail": event.detail,
             "created_at": event.created_at,
         }
