@@ -41,10 +41,10 @@ def test_the_app_serves_the_operations_include_router_would(client: Any) -> None
     routers included the usual way give the same operations, tags and parameters."""
     from fastapi import FastAPI
 
-    from userbase.routers import admin, auth, health, metrics, pages, sessions, users
+    from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 
     included = FastAPI()
-    for module in (sessions, users, auth, admin, pages, health, metrics):
+    for module in (sign_ins, users, auth, admin, pages, health, metrics):
         included.include_router(module.router)
 
     def operations(document: dict[str, Any]) -> dict[tuple[str, str], Any]:

@@ -30,7 +30,7 @@ from userbase.logs import configure_logging
 from userbase.memory import release_free_memory, share_one_heap, tune_garbage_collector
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
-from userbase.routers import admin, auth, health, metrics, pages, sessions, users
+from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 from userbase.schema import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.session_slots import size_thread_pool
@@ -165,10 +165,10 @@ def create_app() -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    # sessions first: its /users/me/... paths must win over /users/{user_id}/... ones.
+    # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
     _add_routes(
         app,
-        sessions.router,
+        sign_ins.router,
         users.router,
         auth.router,
         admin.router,

@@ -1,24 +1,34 @@
-"""Signing in and bearer tokens: credentials, issuing, resolving and revoking. No HTTP here."""
+"""Signing in and bearer tokens: credentials, issuing, resolving and revoking. No HTTP here.
+
+A token is one sign-in: the API calls the list of a user's live tokens their "sessions" (the
+paths /users/{id}/sessions), the code calls them sign-ins, since a session is the database's.
+"""
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from userbase import audit
+from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
-from userbase.db_errors import is_database_unavailable
-from userbase.models import Token, User, table_of, utcnow
-from userbase.security import TOKEN_PATTERN, new_token, token_digest, verify_password_or_dummy
+from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
+from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
+from userbase.security import (
+    TOKEN_PATTERN,
+    hash_password,
+    new_token,
+    token_digest,
+    verify_password_or_dummy,
+)
 from userbase.throttle import account_key, address_key, get_throttle, login_limits
+from userbase.users import ACCOUNT_COLUMNS, Account
 
 # last_used_at is written at most this often per token: a read should rarely cost a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-USER_AGENT_MAX = 200
-MAX_TOKEN_ID = 2_147_483_647
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 
@@ -34,19 +44,7 @@ _USER_BY_LOGIN = select(
     )
 )
 _TOKEN_OWNER = (
-    select(
-        _users.id,
-        _users.username,
-        _users.email,
-        _users.display_name,
-        _users.is_active,
-        _users.is_admin,
-        _users.email_verified,
-        _users.created_at,
-        _users.version,
-        _tokens.id,
-        _tokens.last_used_at,
-    )
+    select(*ACCOUNT_COLUMNS, _tokens.id, _tokens.last_used_at)
     .join_from(_tokens_table, _users_table, _tokens.user_id == _users.id)
     .where(_tokens.token_hash == bindparam("digest"), _tokens.expires_at > bindparam("now"))
 )
@@ -98,7 +96,9 @@ class NotAuthenticated(Exception):
         super().__init__(detail)
 
 
-class SessionNotFound(Exception):
+class SignInNotFound(Exception):
+    """The user has no live sign-in (token) with that id."""
+
     def __init__(self, token_id: int) -> None:
         super().__init__(f"No live session with id {token_id}.")
 
@@ -111,30 +111,20 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True)
-class Account:
-    """The signed-in user's account as read with their token: plain values, no ORM object.
-
-    Every request with a token reads it, so it is one Core row; a route that changes the
-    account locks and loads the ORM User itself (users.lock_user).
-    """
-
-    id: int
-    username: str
-    email: str
-    display_name: str | None
-    is_active: bool
-    is_admin: bool
-    email_verified: bool
-    created_at: datetime
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class Principal:
     """The signed-in user of a request, and the token they presented."""
 
     user: Account
     token_id: int
+    # When the token was last used, if a use is due to be recorded (record_use), else None.
+    last_used_due: datetime | None = None
+
+
+_REFUSAL_EVENTS = {
+    "LoginThrottled": EventKind.LOGIN_THROTTLED,
+    "InvalidCredentials": EventKind.LOGIN_FAILED,
+    "EmailNotVerified": EventKind.LOGIN_FAILED,
+}
 
 
 def sign_in(
@@ -142,17 +132,30 @@ def sign_in(
     *,
     login: str,
     password: str,
-    client_address: str,
-    user_agent: str | None,
+    context: RequestContext,
 ) -> IssuedToken | SignInRefused:
-    """Check the credentials and issue a token, or return why not.
+    """Check the credentials and issue a token, or return why not; audited either way.
 
     While a limit is reached the answer is LoginThrottled, before the password is even looked
     at: the right password does not help then. Refusals are returned, not raised, so that the
     request's unit of work commits the failure count and the audit record.
     """
+    outcome = _check_credentials(session, login=login, password=password, context=context)
+    if isinstance(outcome, SignInRefused):
+        kind = _REFUSAL_EVENTS[type(outcome).__name__]
+        (LOGIN_THROTTLED if kind is EventKind.LOGIN_THROTTLED else LOGIN_FAILURES).inc()
+        audit.record(session, kind, context, user_id=outcome.user_id, detail=outcome.reason)
+    else:
+        audit.record(session, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
+    return outcome
+
+
+def _check_credentials(
+    session: Session, *, login: str, password: str, context: RequestContext
+) -> IssuedToken | SignInRefused:
     throttle = get_throttle()
     now = utcnow()
+    client_address = context.client_address or "-"
     # No username or address holds a control character; and PostgreSQL cannot even be sent one.
     user = (
         session.connection().execute(_USER_BY_LOGIN, {"login": login}).first()
@@ -179,7 +182,9 @@ def sign_in(
         throttle.reset(session, account)
     if new_hash is not None:  # parameters were raised since this hash was made
         _load_user(session, user.id).password_hash = new_hash
-    return issue_token(session, user.id, client_address=client_address, user_agent=user_agent)
+    return issue_token(
+        session, user.id, client_address=context.client_address, user_agent=context.user_agent
+    )
 
 
 def _load_user(session: Session, user_id: int) -> User:
@@ -195,26 +200,22 @@ def issue_token(
     ttl = get_settings().token_ttl_seconds
     token, digest = new_token()
     now = utcnow()
-    # A Core INSERT: the token's row is never read back in this request.
-    session.connection().execute(
-        _INSERT_TOKEN,
-        {
-            "user_id": user_id,
-            "token_hash": digest,
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=ttl),
-            "client_address": client_address,
-            "user_agent": user_agent[:USER_AGENT_MAX] if user_agent else None,
-        },
+    session.add(
+        Token(
+            user_id=user_id,
+            token_hash=digest,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            client_address=client_address,
+            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
+        )
     )
     return IssuedToken(token=token, expires_in=ttl, user_id=user_id)
 
 
-_INSERT_TOKEN = insert(_tokens_table)
-
-
 def resolve_token(session: Session, token: str) -> Principal:
-    """The active user owning this live token, or NotAuthenticated."""
+    """The active user owning this live token, or NotAuthenticated. Never writes: a use that
+    is due to be recorded is returned in `last_used_due` (see record_use)."""
     if not _TOKEN_SHAPE.match(token):
         raise NotAuthenticated("The bearer token is malformed.")
     now = utcnow()
@@ -226,25 +227,20 @@ def resolve_token(session: Session, token: str) -> Principal:
     user = Account(*account)
     if not user.is_active:
         raise NotAuthenticated("The bearer token is unknown, expired or revoked.")
-    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
-        _touch(session, token_id, now)
-    return Principal(user=user, token_id=token_id)
+    due = last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION
+    return Principal(user=user, token_id=token_id, last_used_due=now if due else None)
 
 
-def _touch(session: Session, token_id: int, now: datetime) -> None:
-    # Best effort: a busy SQLite writer must not fail a read because of a bookkeeping column.
-    statement = update(Token).where(Token.id == token_id).values(last_used_at=now)
-    try:
-        if session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            # A read-only request on PostgreSQL (database.read_engine): no transaction to
-            # protect with a savepoint, and the single UPDATE commits on its own.
-            session.execute(statement)
-        else:
-            with session.begin_nested():
-                session.execute(statement)
-    except DBAPIError as exc:
-        if not is_database_unavailable(exc):
-            raise
+def record_use(session: Session, token_id: int, used_at: datetime) -> None:
+    """Stamp the token's last use, in the caller's unit of work (at most once a minute)."""
+    session.execute(
+        update(Token)
+        .where(
+            Token.id == token_id,
+            (Token.last_used_at.is_(None)) | (Token.last_used_at < used_at),
+        )
+        .values(last_used_at=used_at)
+    )
 
 
 def revoke_token(session: Session, token_id: int) -> None:
@@ -253,6 +249,19 @@ def revoke_token(session: Session, token_id: int) -> None:
 
 def revoke_tokens_for(session: Session, user_id: int) -> None:
     session.execute(delete(Token).where(Token.user_id == user_id))
+
+
+def sign_out(session: Session, principal: Principal, context: RequestContext) -> None:
+    """End the sign-in whose token the request carries."""
+    revoke_token(session, principal.token_id)
+    audit.record(session, EventKind.LOGOUT, context, user_id=principal.user.id)
+
+
+def replace_password(session: Session, user: User, password: str) -> None:
+    """Store the argon2id hash of a new password and end every sign-in of the user."""
+    user.password_hash = hash_password(password)
+    session.flush()
+    revoke_tokens_for(session, user.id)
 
 
 def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
@@ -265,7 +274,7 @@ def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
     return len(ids)
 
 
-def list_sessions(session: Session, user_id: int) -> Sequence[Token]:
+def list_sign_ins(session: Session, user_id: int) -> Sequence[Token]:
     """The user's live tokens, newest first (their digests are never shown)."""
     return session.scalars(
         select(Token)
@@ -274,16 +283,17 @@ def list_sessions(session: Session, user_id: int) -> Sequence[Token]:
     ).all()
 
 
-def revoke_session(session: Session, user_id: int, token_id: int) -> None:
-    """Revoke one token of this user; SessionNotFound if they have no such live token."""
-    if not 1 <= token_id <= MAX_TOKEN_ID:
-        raise SessionNotFound(token_id)
+def revoke_sign_in(session: Session, user_id: int, token_id: int) -> None:
+    """Revoke one token of this user; SignInNotFound if they have no such live token."""
+    if not 1 <= token_id <= MAX_ID:
+        raise SignInNotFound(token_id)
     deleted = session.execute(delete(Token).where(Token.id == token_id, Token.user_id == user_id))
     if deleted.rowcount != 1:  # type: ignore[attr-defined]
-        raise SessionNotFound(token_id)
+        raise SignInNotFound(token_id)
 
 
-def revoke_other_sessions(session: Session, user_id: int, keep_token_id: int | None) -> None:
+def revoke_other_sign_ins(session: Session, user_id: int, keep_token_id: int | None) -> None:
+    """Revoke every token of the user but `keep_token_id` (the caller's own, if any)."""
     statement = delete(Token).where(Token.user_id == user_id)
     if keep_token_id is not None:
         statement = statement.where(Token.id != keep_token_id)
@@ -297,6 +307,6 @@ def lockout(session: Session, user_id: int) -> int | None:
     return get_throttle().retry_after(session, limits, utcnow())
 
 
-def unlock(session: Session, user_id: int) -> None:
+def reset_lockout(session: Session, user_id: int) -> None:
     """Forget the account's failed sign-ins (client-address counts are left alone)."""
     get_throttle().reset(session, account_key(user_id, ""))

@@ -277,7 +277,7 @@ def _insert_one_at_a_time(session: Session, candidates: Sequence[Candidate]) -> 
         row = candidate.row
         try:
             with session.begin_nested():
-                users.create_user(
+                users.insert_user(
                     session,
                     username=row.username,
                     email=row.email,

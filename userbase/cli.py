@@ -19,7 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from userbase import __version__
+from userbase import __version__, cli_accounts
+from userbase.cli_output import console
 
 if TYPE_CHECKING:
     from userbase.bulk_import import Progress as ImportProgress
@@ -29,8 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-# soft_wrap: a message (a path, a --skip to copy) stays on one line whatever the width.
-console = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -350,5 +349,4 @@ def export(
     console.print(f"exported {written:,} users in {time.monotonic() - started:.1f} s")
 
 
-# The account administration commands live in their own module; importing it registers them.
-from userbase import cli_accounts  # noqa: E402, F401
+cli_accounts.register(app)

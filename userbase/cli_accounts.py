@@ -1,14 +1,14 @@
 """`userbase` commands that administer accounts: admins, passwords, tokens, mail, audit events.
 
-They register themselves on the `userbase` command (userbase/cli.py imports this module).
+Each account action calls its workflow in accounts.py, recorded in the audit trail with the
+channel "cli" (audit.CLI). userbase/cli.py adds these commands with register().
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy import select
 
-from userbase.cli import app, console
+from userbase.cli_output import console
 
 
 def _password_option(envvar: str) -> Any:
@@ -22,56 +22,79 @@ def _password_option(envvar: str) -> Any:
     )
 
 
-@app.command("create-admin")
+def _fail_on_invalid(errors: list[Any]) -> NoReturn:
+    for error in errors:
+        where = ".".join(map(str, error["loc"]))
+        console.print(f"[red]{where + ': ' if where else ''}{error['msg']}[/red]")
+    raise typer.Exit(1)
+
+
 def create_admin(
     username: Annotated[str, typer.Option(help="The admin's username.")],
     email: Annotated[str, typer.Option(help="The admin's email address.")],
     password: Annotated[str, _password_option("USERBASE_ADMIN_PASSWORD")],
 ) -> None:
-    """Create an active admin, or promote the existing user with that username.
+    """Create an active admin. An existing user with this username is made an admin (with this
+    password) only when their address is this one; otherwise nothing changes (see
+    promote-admin).
 
     Example: USERBASE_ADMIN_PASSWORD=... userbase create-admin --username root --email r@example.com
     """
     from pydantic import ValidationError
 
-    from userbase import auth, users
+    from userbase import accounts, audit, users
     from userbase.database import SessionLocal
-    from userbase.models import User
     from userbase.schemas import UserCreate
-    from userbase.security import hash_password
 
     try:
         data = UserCreate(username=username, email=email, password=password)
     except ValidationError as exc:
-        for error in exc.errors():
-            console.print(f"[red]{'.'.join(map(str, error['loc']))}: {error['msg']}[/red]")
-        raise typer.Exit(1) from exc
-    password_hash = hash_password(data.password)
-    with SessionLocal.begin() as session:
-        existing = session.scalar(select(User).where(User.username_key == data.username.lower()))
-        if existing is not None:
-            existing.is_admin = True
-            existing.is_active = True
-            existing.password_hash = password_hash
-            auth.revoke_tokens_for(session, existing.id)  # a new password ends old sessions
-            console.print(f"promoted {existing.username} (id {existing.id}) to admin")
-            return
-        try:
-            user = users.create_user(
+        _fail_on_invalid(exc.errors())
+    try:
+        with SessionLocal.begin() as session:
+            user, created = accounts.create_admin(
                 session,
                 username=data.username,
                 email=data.email,
-                password_hash=password_hash,
-                display_name=None,
-                is_admin=True,
+                password=data.password,
+                context=audit.CLI,
             )
-        except users.UserExists as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from exc
-        console.print(f"created admin {user.username} (id {user.id})")
+            name, user_id = user.username, user.id
+    except (accounts.EmailMismatch, users.UserExists) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if created:
+        console.print(f"created admin {name} (id {user_id})")
+    else:
+        console.print(f"promoted {name} (id {user_id}) to admin; their tokens are revoked")
 
 
-@app.command("set-password")
+def promote_admin(
+    user_id: Annotated[int, typer.Option("--id", min=1, help="The account's id.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask; promote the account as it is.")
+    ] = False,
+) -> None:
+    """Make an existing account an active admin, named by its id; its address is shown first.
+
+    Example: userbase promote-admin --id 42
+    """
+    from userbase import accounts, audit, users
+    from userbase.database import SessionLocal
+
+    try:
+        with SessionLocal.begin() as session:
+            user = users.lock_user(session, user_id)
+            console.print(f"account {user.id}: {user.username} <{user.email}>")
+            if not yes and not typer.confirm("Make this account an admin?", err=True):
+                raise typer.Exit(1)
+            accounts.promote_admin(session, user_id, context=audit.CLI)
+    except users.UserNotFound as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"account {user_id} is an active admin")
+
+
 def set_password(
     username: Annotated[str, typer.Argument(help="Whose password to set (any letter case).")],
     password: Annotated[str, _password_option("USERBASE_NEW_PASSWORD")],
@@ -82,26 +105,24 @@ def set_password(
     """
     from pydantic import TypeAdapter, ValidationError
 
-    from userbase import users
+    from userbase import accounts, audit, users
     from userbase.database import SessionLocal
-    from userbase.models import User
     from userbase.schemas import Password
 
     try:
         TypeAdapter(Password).validate_python(password)
     except ValidationError as exc:
-        console.print(f"[red]password: {exc.errors()[0]['msg']}[/red]")
-        raise typer.Exit(1) from exc
+        _fail_on_invalid([{**error, "loc": ("password",)} for error in exc.errors()])
     with SessionLocal.begin() as session:
-        user = session.scalar(select(User).where(User.username_key == username.lower()))
+        user = users.find_by_username(session, username)
         if user is None:
             console.print(f"[red]no user named {username}[/red]")
             raise typer.Exit(1)
-        users.set_password(session, user, password)
-        console.print(f"password set for {user.username}; their tokens are revoked")
+        accounts.set_password(session, user, password, context=audit.CLI)
+        name = user.username
+    console.print(f"password set for {name}; their tokens are revoked")
 
 
-@app.command("purge-tokens")
 def purge_tokens(
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
 ) -> None:
@@ -122,7 +143,6 @@ def purge_tokens(
     console.print(f"purged {total} expired tokens")
 
 
-@app.command("send-mail")
 def send_mail() -> None:
     """Deliver the mails that are due in the outbox, once (the server also does it by itself).
 
@@ -137,7 +157,6 @@ def send_mail() -> None:
         raise typer.Exit(1)
 
 
-@app.command("purge-events")
 def purge_events(
     days: Annotated[
         int | None,
@@ -162,3 +181,13 @@ def purge_events(
         if purged < batch_size:
             break
     console.print(f"purged {total} events older than {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the `userbase` command."""
+    app.command("create-admin")(create_admin)
+    app.command("promote-admin")(promote_admin)
+    app.command("set-password")(set_password)
+    app.command("purge-tokens")(purge_tokens)
+    app.command("send-mail")(send_mail)
+    app.command("purge-events")(purge_events)

@@ -16,13 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from userbase import auth, lifecycle, users
+from userbase import accounts, auth, mail_links, users
 from userbase.db_errors import is_database_unavailable
 from userbase.hashing_turns import HashingBusy
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.responses import dumps
-from userbase.routers.etags import PreconditionFailed
 from userbase.schemas import Problem
 from userbase.throttle import StoreUnavailable
 
@@ -149,20 +148,21 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 
 # Domain exceptions and their status; the exception's message is the problem's detail.
 _STATUS_OF: dict[type[Exception], int] = {
-    lifecycle.InvalidActionToken: 400,
+    mail_links.InvalidActionToken: 400,
     auth.InvalidCredentials: 401,
     auth.NotAuthenticated: 401,
     Forbidden: 403,
     users.WrongPassword: 403,
     auth.EmailNotVerified: 403,
     users.UserNotFound: 404,
-    auth.SessionNotFound: 404,
+    auth.SignInNotFound: 404,
     users.UserExists: 409,
     users.LastAdmin: 409,
-    lifecycle.AlreadyVerified: 409,
-    PreconditionFailed: 412,
+    accounts.EmailMismatch: 409,
+    mail_links.AlreadyVerified: 409,
+    users.StaleVersion: 412,
     auth.LoginThrottled: 429,
-    lifecycle.RateLimited: 429,
+    mail_links.RateLimited: 429,
 }
 # For the OpenAPI document: routes list the problems they can answer with.
 PROBLEM_RESPONSE: dict[str, Any] = {
@@ -177,7 +177,7 @@ def problem_response(request: Request, exc: Exception) -> ProblemResponse:
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: say which scheme would work
-    if isinstance(exc, auth.LoginThrottled | lifecycle.RateLimited):
+    if isinstance(exc, auth.LoginThrottled | mail_links.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     return problem(status, str(exc), instance=request.url.path, headers=headers)
 
@@ -188,7 +188,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
 
 async def _on_stale_data(request: Request, exc: Exception) -> Response:
     # The version column did not match at UPDATE time: someone changed the row meanwhile.
-    return problem_response(request, PreconditionFailed())
+    return problem_response(request, users.StaleVersion())
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> Response:

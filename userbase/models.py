@@ -32,6 +32,10 @@ NAMING_CONVENTION = {
 USERNAME_MAX = 32
 EMAIL_MAX = 320  # RFC 5321: 64 (local part) + 1 + 255 (domain)
 DISPLAY_NAME_MAX = 100
+USER_AGENT_MAX = 200
+# Every id column is a 32-bit integer on every engine: a larger number cannot name a row (and
+# PostgreSQL refuses to compare one with an integer column).
+MAX_ID = 2_147_483_647
 
 
 def utcnow() -> datetime:
@@ -150,7 +154,7 @@ class Token(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     client_address: Mapped[str | None] = mapped_column(String(45))  # longest IPv6 text form
-    user_agent: Mapped[str | None] = mapped_column(String(200))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
 
 
 class ThrottleEvent(Base):
@@ -213,7 +217,7 @@ class SecurityEvent(Base):
     user_id: Mapped[int | None] = mapped_column()
     actor_id: Mapped[int | None] = mapped_column()
     client_address: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(200))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
     request_id: Mapped[str | None] = mapped_column(String(64))
     # How the action came in: "api" (an HTTP request) or "cli" (an operator's command).
     channel: Mapped[str] = mapped_column(String(10), server_default="api")

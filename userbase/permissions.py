@@ -2,12 +2,16 @@
 
 from collections.abc import Iterable
 
-from userbase.auth import Account
-from userbase.users import ADMIN_ONLY_FIELDS
+from userbase.users import ADMIN_ONLY_FIELDS, Account
 
 
 class Forbidden(Exception):
     """Signed in, but not allowed to do this."""
+
+
+def ensure_admin(actor: Account) -> None:
+    if not actor.is_admin:
+        raise Forbidden("Only an admin may do this.")
 
 
 def ensure_can_manage(actor: Account, target_id: int) -> None:

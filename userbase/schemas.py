@@ -110,6 +110,12 @@ class UserAccount(UserPrivate):
     email_verified: bool
 
 
+def shaped(shape: type[BaseModel], obj: object) -> dict[str, Any]:
+    """`obj`'s fields named by `shape` (an ORM User, a users.Account...), ready to serialize:
+    each shape of a user is stated once, here, and read off whatever holds the values."""
+    return {name: getattr(obj, name) for name in shape.model_fields}
+
+
 class UserUpdate(BaseModel):
     """Body of PATCH /users/{id}. Owners may send display_name and email; admins all four."""
 
@@ -162,8 +168,8 @@ class PasswordReset(BaseModel):
     new_password: Password
 
 
-class SessionOut(BaseModel):
-    """A live bearer token, as its owner (or an admin) sees it: never the token itself."""
+class SignIn(BaseModel):
+    """A sign-in (a live bearer token) as stored: never the token itself."""
 
     id: int
     created_at: datetime
@@ -171,6 +177,11 @@ class SessionOut(BaseModel):
     expires_at: datetime
     client_address: str | None
     user_agent: str | None
+
+
+class SignInOut(SignIn):
+    """A sign-in as its owner or an admin sees it: whether it is the one asking, too."""
+
     current: bool
 
 

@@ -1,17 +1,19 @@
-"""Users: the queries and rules of the users resource. No HTTP here, and never a commit."""
+"""Users: the queries and rules of the users table. No HTTP here, and never a commit.
 
-from collections.abc import Sequence
+The workflows that change an account (register, change, delete, promote...) are in accounts.py;
+they use these queries and add the audit event and the mail.
+"""
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Row, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from userbase import auth
-from userbase.models import User, table_of, utcnow
-from userbase.security import hash_password, verify_password
+from userbase.models import MAX_ID, User, table_of, utcnow
 
 # Larger than any character, so [prefix, prefix + _AFTER_ALL) holds exactly the keys that start
 # with prefix under a byte-wise collation: an index range scan on every engine, no LIKE escaping.
@@ -22,12 +24,20 @@ _AFTER_ALL = "\U0010ffff"
 _users = table_of(User).c
 PUBLIC_COLUMNS = (_users.id, _users.username, _users.display_name, _users.created_at)
 PublicRow = Row[int, str, str | None, datetime]
-# ids are 32-bit integers on every engine; a larger one cannot name a row (and PostgreSQL would
-# refuse to compare it with an integer column).
-MAX_ID = 2_147_483_647
 # Fields a user may change on their own account; admins may also change the ADMIN_ONLY ones.
 SELF_SERVICE_FIELDS = frozenset({"display_name", "email"})
 ADMIN_ONLY_FIELDS = frozenset({"is_active", "is_admin"})
+
+
+def folded(value: str | ColumnElement[str]) -> ColumnElement[str]:
+    """`value` folded to lower case the way the database computes the *_key columns.
+
+    The one case folding of usernames and emails: lower() in SQL, as the unique constraints
+    see them (SQLite folds ASCII letters only, PostgreSQL and MariaDB all of Unicode), never
+    Python's str.lower(), which would find on SQLite what the constraint does not.
+    """
+    return func.lower(value)
+
 
 # Built once: the statements and their compiled-SQL cache keys are reused by every request.
 _SELECT_PUBLIC = select(*PUBLIC_COLUMNS, _users.version).where(_users.id == bindparam("user_id"))
@@ -51,7 +61,8 @@ _PAGE = (
     .limit(bindparam("limit"))
 )
 _PAGE_WITH_PREFIX = _PAGE.where(
-    _users.username_key >= bindparam("low"), _users.username_key < bindparam("high")
+    _users.username_key >= folded(bindparam("low")),
+    _users.username_key < folded(bindparam("high")),
 )
 
 
@@ -85,6 +96,57 @@ class WrongPassword(Exception):
         super().__init__("The current password is not correct.")
 
 
+class StaleVersion(Exception):
+    """The caller named a version of the user (If-Match) that is no longer current."""
+
+    def __init__(self) -> None:
+        super().__init__("The user was changed since you read it: fetch it again and retry.")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user's account as plain values: what the signed-in user and admins see of it
+    (schemas.UserAccount's fields) and its version. Read with a token on every request, so
+    it is built from one Core row; workflows that change an account lock the ORM User."""
+
+    id: int
+    username: str
+    email: str
+    display_name: str | None
+    is_active: bool
+    is_admin: bool
+    email_verified: bool
+    created_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, user: User) -> "Account":
+        return cls(
+            user.id,
+            user.username,
+            user.email,
+            user.display_name,
+            user.is_active,
+            user.is_admin,
+            user.email_verified,
+            user.created_at,
+            user.version,
+        )
+
+
+ACCOUNT_COLUMNS = (
+    _users.id,
+    _users.username,
+    _users.email,
+    _users.display_name,
+    _users.is_active,
+    _users.is_admin,
+    _users.email_verified,
+    _users.created_at,
+    _users.version,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     rows: Sequence[PublicRow]
@@ -103,17 +165,7 @@ class AdminFilters:
     created_before: datetime | None = None
 
     def any(self) -> bool:
-        return any(
-            value is not None
-            for value in (
-                self.email,
-                self.email_prefix,
-                self.is_active,
-                self.is_admin,
-                self.created_after,
-                self.created_before,
-            )
-        )
+        return any(value is not None for value in (getattr(self, f) for f in self.__slots__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,20 +174,7 @@ class AccountPage:
     next_after: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class CreatedUser:
-    """A user just inserted: what a create answers with (schemas.UserPrivate's fields), without
-    loading an ORM object."""
-
-    id: int
-    username: str
-    email: str
-    display_name: str | None
-    is_active: bool
-    created_at: datetime
-
-
-def create_user(
+def insert_user(
     session: Session,
     *,
     username: str,
@@ -143,47 +182,46 @@ def create_user(
     password_hash: str,
     display_name: str | None,
     is_admin: bool = False,
-) -> CreatedUser:
-    """Insert a user; a taken username or email (in any letter case) raises UserExists.
-
-    A Core INSERT: nothing of the new user is read back but its id; the ORM's add and flush
-    cost ~2.5x the CPU of the statement (~370 against ~140 µs a sign-up, PostgreSQL).
-    """
-    now = utcnow()
-    values = {
-        "username": username,
-        "email": email,
-        "password_hash": password_hash,
-        "display_name": display_name,
-        "is_active": True,
-        "is_admin": is_admin,
-        "created_at": now,
-        "updated_at": now,
-    }
-    try:
-        result = session.connection().execute(_INSERT_USER, values)
-    except IntegrityError as exc:
-        raise UserExists(_clashing_field(exc)) from exc
-    primary_key = result.inserted_primary_key
-    if primary_key is None:  # only an executemany has none
-        raise RuntimeError("the INSERT of one user returned no primary key")
-    return CreatedUser(
-        id=primary_key[0],
+) -> User:
+    """Insert a user; a taken username or email (in any letter case) raises UserExists."""
+    user = User(
         username=username,
         email=email,
+        password_hash=password_hash,
         display_name=display_name,
-        is_active=True,
-        created_at=now,
+        is_admin=is_admin,
+        created_at=utcnow(),
     )
-
-
-_INSERT_USER = insert(table_of(User))
+    try:
+        # In a savepoint: a clash undoes this insert alone, and the caller's unit of work
+        # (its throttle counts, a batch's other users) goes on.
+        with session.begin_nested():
+            session.add(user)
+            session.flush()
+    except IntegrityError as exc:
+        raise UserExists(_clashing_field(exc)) from exc
+    return user
 
 
 def _clashing_field(exc: IntegrityError) -> str:
     # Every engine names the violated constraint (or its column) in the message; the naming
     # convention in models.py makes the names predictable.
     return "email" if "email_key" in str(exc.orig) else "username"
+
+
+def taken_field(session: Session, *, username: str, email: str) -> str | None:
+    """ "username" or "email" when one is taken already (in any letter case), else None.
+
+    A read before the work of a sign-up (the hash): the unique constraints still decide a race.
+    """
+    found = session.execute(
+        select(_users.username_key == folded(username)).where(
+            (_users.username_key == folded(username)) | (_users.email_key == folded(email))
+        )
+    ).first()
+    if found is None:
+        return None
+    return "username" if found[0] else "email"
 
 
 def get_public_user(session: Session, user_id: int) -> Row[int, str, str | None, datetime, int]:
@@ -197,7 +235,19 @@ def get_public_user(session: Session, user_id: int) -> Row[int, str, str | None,
 
 def find_by_email(session: Session, email: str) -> User | None:
     """The user with this address, compared the way the unique constraint compares them."""
-    return session.scalars(select(User).where(User.email_key == func.lower(email))).first()
+    return session.scalars(select(User).where(User.email_key == folded(email))).first()
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    """The user with this username in any letter case, locked for the caller's unit of work."""
+    return session.scalars(
+        select(User).where(User.username_key == folded(username)).with_for_update()
+    ).first()
+
+
+def same_email(session: Session, user: User, email: str) -> bool:
+    """Whether `email` is the user's address, compared as the unique constraint compares."""
+    return bool(session.scalar(select(folded(bindparam("email", email)) == user.email_key)))
 
 
 def _ensure_possible(user_id: int) -> None:
@@ -222,49 +272,29 @@ def lock_user(session: Session, user_id: int) -> User:
     return user
 
 
-def update_user(session: Session, user: User, changes: dict[str, Any]) -> None:
-    """Apply already-authorised changes; the version column makes the UPDATE compare-and-set."""
+def ensure_version(user: User, versions: Iterable[int] | None) -> None:
+    """StaleVersion unless `versions` is None (any version will do) or holds the current one."""
+    if versions is not None and user.version not in versions:
+        raise StaleVersion
+
+
+def apply_changes(session: Session, user: User, changes: dict[str, Any]) -> None:
+    """Write already-authorised changes; the version column makes the UPDATE compare-and-set."""
     if (
         user.is_admin
         and user.is_active
         and (changes.get("is_admin") is False or changes.get("is_active") is False)
     ):
-        _ensure_another_active_admin(session, user)
-    if "email" in changes and changes["email"] != user.email:
-        user.email_verified = False  # the caller mails a link for the new address
+        ensure_another_active_admin(session, user)
     for field, value in changes.items():
         setattr(user, field, value)
     try:
         session.flush()
     except IntegrityError as exc:
         raise UserExists(_clashing_field(exc)) from exc
-    if changes.get("is_active") is False:
-        auth.revoke_tokens_for(session, user.id)
 
 
-def delete_user(session: Session, user: User) -> None:
-    if user.is_admin and user.is_active:
-        _ensure_another_active_admin(session, user)
-    auth.revoke_tokens_for(session, user.id)
-    session.delete(user)
-    session.flush()
-
-
-def change_password(session: Session, user: User, *, current: str, new: str) -> None:
-    """Set a new password after checking the current one; every token of the user is revoked."""
-    matches, _ = verify_password(current, user.password_hash)
-    if not matches:
-        raise WrongPassword
-    set_password(session, user, new)
-
-
-def set_password(session: Session, user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
-    session.flush()
-    auth.revoke_tokens_for(session, user.id)
-
-
-def _ensure_another_active_admin(session: Session, user: User) -> None:
+def ensure_another_active_admin(session: Session, user: User) -> None:
     # Locks the other admins' rows too, so two admins demoting each other cannot both succeed.
     if session.execute(_OTHER_ACTIVE_ADMIN, {"user_id": user.id}).first() is None:
         raise LastAdmin
@@ -274,16 +304,19 @@ def list_public_users(
     session: Session, *, after: int, limit: int, username_prefix: str | None
 ) -> Page:
     """One keyset page ordered by id: rows with id > after; next_after is set when more exist."""
-    params: dict[str, Any] = {"after": after, "limit": limit + 1}
+    params: dict[str, Any] = {"after": min(after, MAX_ID), "limit": limit + 1}
     statement = _PAGE
     if username_prefix:
-        low = username_prefix.lower()
-        params.update(low=low, high=low + _AFTER_ALL)
+        params.update(low=username_prefix, high=username_prefix + _AFTER_ALL)
         statement = _PAGE_WITH_PREFIX
     rows = session.connection().execute(statement, params).all()
     if len(rows) > limit:
         return Page(rows=rows[:limit], next_after=rows[limit - 1].id)
     return Page(rows=rows, next_after=None)
+
+
+def _starts_with(key: Any, prefix: str) -> list[ColumnElement[bool]]:
+    return [key >= folded(prefix), key < folded(prefix + _AFTER_ALL)]
 
 
 def search_users(
@@ -295,15 +328,13 @@ def search_users(
     filters: AdminFilters,
 ) -> AccountPage:
     """The admin's view of the user list: whole accounts, filtered, keyset-paged by id."""
-    statement = select(User).where(User.id > after)
+    statement = select(User).where(User.id > min(after, MAX_ID))
     if username_prefix:
-        low = username_prefix.lower()
-        statement = statement.where(User.username_key >= low, User.username_key < low + _AFTER_ALL)
+        statement = statement.where(*_starts_with(User.username_key, username_prefix))
     if filters.email is not None:
-        statement = statement.where(User.email_key == func.lower(filters.email))
+        statement = statement.where(User.email_key == folded(filters.email))
     if filters.email_prefix:
-        low = filters.email_prefix.lower()
-        statement = statement.where(User.email_key >= low, User.email_key < low + _AFTER_ALL)
+        statement = statement.where(*_starts_with(User.email_key, filters.email_prefix))
     if filters.is_active is not None:
         statement = statement.where(User.is_active == filters.is_active)
     if filters.is_admin is not None:
@@ -316,35 +347,3 @@ def search_users(
     if len(found) > limit:
         return AccountPage(users=found[:limit], next_after=found[limit - 1].id)
     return AccountPage(users=found, next_after=None)
-
-
-@dataclass(frozen=True, slots=True)
-class NewUser:
-    username: str
-    email: str
-    password_hash: str
-    display_name: str | None
-
-
-def create_many(session: Session, new_users: Sequence[NewUser]) -> list[CreatedUser | UserExists]:
-    """Create each user in a savepoint of its own: a clash fails that user alone.
-
-    The caller's unit of work commits them all at once (one commit for up to a thousand users)
-    or, if it fails, none of them.
-    """
-    results: list[CreatedUser | UserExists] = []
-    for new in new_users:
-        try:
-            with session.begin_nested():
-                user = create_user(
-                    session,
-                    username=new.username,
-                    email=new.email,
-                    password_hash=new.password_hash,
-                    display_name=new.display_name,
-                )
-        except UserExists as exc:
-            results.append(exc)
-        else:
-            results.append(user)
-    return results

@@ -6,26 +6,19 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.responses import Response
 
-from userbase import audit, auth, lifecycle, users
-from userbase.audit import EventKind
+from userbase import auth, mail_links, users
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.errors import problem_response
 from userbase.hashing_turns import HASHING_TURN
-from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from userbase.responses import JSONBytes
-from userbase.routers.dependencies import ClientAddress, PrincipalDep, RequestContextDep
+from userbase.routers.dependencies import PrincipalDep, RequestContextDep
 from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, TokenOut
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 
-_REFUSAL_EVENTS = {
-    auth.LoginThrottled: EventKind.LOGIN_THROTTLED,
-    auth.InvalidCredentials: EventKind.LOGIN_FAILED,
-    auth.EmailNotVerified: EventKind.LOGIN_FAILED,
-}
 # One answer whether or not the address has an account.
 _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is on its way."}
 
@@ -38,27 +31,13 @@ _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is o
     dependencies=[HASHING_TURN],
 )
 def sign_in(
-    form: PasswordForm,
-    request: Request,
-    db: SessionDep,
-    address: ClientAddress,
-    context: RequestContextDep,
+    form: PasswordForm, request: Request, db: SessionDep, context: RequestContextDep
 ) -> Response:
     """OAuth2 password flow; works with the Authorize button of /docs."""
-    outcome = auth.sign_in(
-        db,
-        login=form.username.strip(),
-        password=form.password,
-        client_address=address,
-        user_agent=request.headers.get("user-agent"),
-    )
+    outcome = auth.sign_in(db, login=form.username.strip(), password=form.password, context=context)
     if isinstance(outcome, auth.SignInRefused):
-        kind = _REFUSAL_EVENTS[type(outcome)]
-        (LOGIN_THROTTLED if kind is EventKind.LOGIN_THROTTLED else LOGIN_FAILURES).inc()
-        audit.record(db, kind, context, user_id=outcome.user_id, detail=outcome.reason)
         # Returned, not raised: the failure count and the audit record must be committed.
         return problem_response(request, outcome)
-    audit.record(db, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
     return JSONBytes(
         {"access_token": outcome.token, "token_type": "bearer", "expires_in": outcome.expires_in},
         headers={"Cache-Control": "no-store"},
@@ -72,8 +51,7 @@ def sign_in(
     summary="Revoke the token sent with this request",
 )
 def sign_out(principal: PrincipalDep, db: SessionDep, context: RequestContextDep) -> Response:
-    auth.revoke_token(db, principal.token_id)
-    audit.record(db, EventKind.LOGOUT, context, user_id=principal.user.id)
+    auth.sign_out(db, principal, context)
     return Response(status_code=204)
 
 
@@ -83,8 +61,7 @@ def sign_out(principal: PrincipalDep, db: SessionDep, context: RequestContextDep
     summary="Mark an email address verified with the token mailed to it",
 )
 def verify_email(body: ActionTokenIn, db: SessionDep, context: RequestContextDep) -> Response:
-    user = lifecycle.verify_email(db, body.token)
-    audit.record(db, EventKind.EMAIL_VERIFIED, context, user_id=user.id)
+    user = mail_links.verify_email(db, body.token, context)
     return JSONBytes({"email": user.email, "email_verified": True})
 
 
@@ -95,7 +72,7 @@ def verify_email(body: ActionTokenIn, db: SessionDep, context: RequestContextDep
     summary="Mail a new verification link to the signed-in user",
 )
 def resend_verification(principal: PrincipalDep, db: SessionDep) -> Response:
-    lifecycle.resend_verification(db, users.lock_user(db, principal.user.id))
+    mail_links.resend_verification(db, users.lock_user(db, principal.user.id))
     return JSONBytes({"detail": "A new verification link is on its way."}, status_code=202)
 
 
@@ -105,13 +82,9 @@ def resend_verification(principal: PrincipalDep, db: SessionDep) -> Response:
     responses={422: PROBLEM, 429: PROBLEM},
     summary="Mail a password reset link, if an account has this address",
 )
-def forgot_password(
-    body: ForgotPassword, db: SessionDep, address: ClientAddress, context: RequestContextDep
-) -> Response:
+def forgot_password(body: ForgotPassword, db: SessionDep, context: RequestContextDep) -> Response:
     """Always the same 202 answer, so it cannot tell who has an account."""
-    user = lifecycle.request_password_reset(db, body.email, address)
-    if user is not None:
-        audit.record(db, EventKind.PASSWORD_RESET_REQUESTED, context, user_id=user.id)
+    mail_links.request_password_reset(db, body.email, context)
     return JSONBytes(_RESET_REQUESTED, status_code=202)
 
 
@@ -124,6 +97,5 @@ def forgot_password(
 )
 def reset_password(body: PasswordReset, db: SessionDep, context: RequestContextDep) -> Response:
     """Every bearer token of the user is revoked and the reset link is burnt."""
-    user = lifecycle.reset_password(db, body.token, body.new_password)
-    audit.record(db, EventKind.PASSWORD_RESET, context, user_id=user.id)
+    mail_links.reset_password(db, body.token, body.new_password, context)
     return Response(status_code=204)

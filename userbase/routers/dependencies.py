@@ -1,18 +1,24 @@
 """Annotated dependencies shared by routers: the signed-in user and the client's address."""
 
+import logging
 import re
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import SQLAlchemyError
 
 from userbase import auth
 from userbase.audit import RequestContext
 from userbase.client_address import client_address
 from userbase.config import get_settings
-from userbase.database import SessionDep
-from userbase.permissions import Forbidden
+from userbase.database import READ_ONLY_METHODS, SessionDep, SessionLocal
+from userbase.permissions import ensure_admin
+from userbase.session_slots import session_slot
+
+logger = logging.getLogger("userbase.auth")
 
 # auto_error=False: we raise our own NotAuthenticated, which errors.py turns into problem+json.
 _bearer = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -24,17 +30,49 @@ BearerToken = Annotated[str | None, Depends(_bearer)]
 # and it goes to the thread pool explicitly, and only when a token was sent.
 
 
-async def get_principal(db: SessionDep, token: BearerToken) -> auth.Principal:
+async def get_principal(
+    request: Request, db: SessionDep, token: BearerToken, background: BackgroundTasks
+) -> auth.Principal:
     if token is None:
         raise auth.NotAuthenticated
-    return await run_in_threadpool(auth.resolve_token, db, token)
+    return await _resolve(request, db, token, background)
 
 
-async def get_optional_principal(db: SessionDep, token: BearerToken) -> auth.Principal | None:
+async def get_optional_principal(
+    request: Request, db: SessionDep, token: BearerToken, background: BackgroundTasks
+) -> auth.Principal | None:
     """The signed-in user when a token is sent (an invalid one is still a 401), else None."""
     if token is None:
         return None
-    return await run_in_threadpool(auth.resolve_token, db, token)
+    return await _resolve(request, db, token, background)
+
+
+async def _resolve(
+    request: Request, db: SessionDep, token: str, background: BackgroundTasks
+) -> auth.Principal:
+    principal = await run_in_threadpool(auth.resolve_token, db, token)
+    used_at = principal.last_used_due
+    if used_at is not None:  # at most once a minute per token (auth.LAST_USED_RESOLUTION)
+        if request.method in READ_ONLY_METHODS:
+            # A read never writes: the stamp is its own small unit of work, after the answer.
+            background.add_task(_record_use_after_answer, principal.token_id, used_at)
+        else:
+            await run_in_threadpool(auth.record_use, db, principal.token_id, used_at)
+    return principal
+
+
+async def _record_use_after_answer(token_id: int, used_at: datetime) -> None:
+    try:
+        # A slot like any request's session, so the pool always backs the sessions in use.
+        async with session_slot():
+            await run_in_threadpool(_record_use, token_id, used_at)
+    except (SQLAlchemyError, OSError) as exc:  # bookkeeping: a busy or absent database skips it
+        logger.warning("token last use not recorded: %s", type(exc).__name__)
+
+
+def _record_use(token_id: int, used_at: datetime) -> None:
+    with SessionLocal.begin() as session:
+        auth.record_use(session, token_id, used_at)
 
 
 async def get_client_address(request: Request) -> str:
@@ -59,8 +97,7 @@ async def get_request_context(request: Request, address: "ClientAddress") -> Req
 
 
 async def get_admin(principal: "PrincipalDep") -> auth.Principal:
-    if not principal.user.is_admin:
-        raise Forbidden("Only an admin may do this.")
+    ensure_admin(principal.user)
     return principal
 
 

@@ -1,25 +1,23 @@
 """ETags from the row's version column, and If-Match preconditions (RFC 9110 section 13.1.1)."""
 
+import re
 
-class PreconditionFailed(Exception):
-    """If-Match named a version that is no longer current."""
-
-    def __init__(self) -> None:
-        super().__init__("The user was changed since you read it: fetch it again and retry.")
+_STRONG_TAG = re.compile(r'^"(\d{1,18})"$')
 
 
 def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
-def ensure_if_match(header: str | None, version: int) -> None:
-    """Raise PreconditionFailed unless If-Match is absent, `*`, or lists the current ETag.
+def versions_in(if_match: str | None) -> frozenset[int] | None:
+    """The versions an If-Match header accepts, or None when any will do (absent, or `*`).
 
-    If-Match uses the strong comparison: a weak validator (W/"...") never matches.
+    If-Match uses the strong comparison: a weak validator (W/"...") never matches, nor does a
+    tag that is not one of ours.
     """
-    if header is None:
-        return
-    candidates = [part.strip() for part in header.split(",")]
-    if "*" in candidates or etag_for(version) in candidates:
-        return
-    raise PreconditionFailed
+    if if_match is None:
+        return None
+    candidates = [part.strip() for part in if_match.split(",")]
+    if "*" in candidates:
+        return None
+    return frozenset(int(m.group(1)) for c in candidates if (m := _STRONG_TAG.match(c)))

@@ -1,12 +1,10 @@
 """/users/: create, read, page through, change and delete users."""
 
 import re
-from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -18,14 +16,11 @@ from pydantic import (
 )
 from starlette.responses import Response
 
-from userbase import audit, lifecycle, users
-from userbase.audit import EventKind, RequestContext
-from userbase.auth import Account
+from userbase import accounts, users
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.hashing_turns import HASHING_TURN
-from userbase.models import User
-from userbase.permissions import Forbidden, ensure_can_manage, ensure_may_change
+from userbase.permissions import Forbidden
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import (
     AdminDep,
@@ -33,7 +28,7 @@ from userbase.routers.dependencies import (
     PrincipalDep,
     RequestContextDep,
 )
-from userbase.routers.etags import ensure_if_match, etag_for
+from userbase.routers.etags import etag_for, versions_in
 from userbase.schemas import (
     BatchItemOut,
     BatchUserIn,
@@ -43,8 +38,9 @@ from userbase.schemas import (
     UserPrivate,
     UserPublic,
     UserUpdate,
+    shaped,
 )
-from userbase.security import hash_format, hash_password, hash_passwords
+from userbase.security import hash_format
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -63,17 +59,8 @@ def _public(row: Any) -> dict[str, Any]:
     return _public_page((row[:4],))[0]
 
 
-def _account(user: User | Account) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "display_name": user.display_name,
-        "is_active": user.is_active,
-        "is_admin": user.is_admin,
-        "email_verified": user.email_verified,
-        "created_at": user.created_at,
-    }
+def _account(user: object) -> dict[str, Any]:
+    return shaped(UserAccount, user)
 
 
 @router.post(
@@ -88,19 +75,17 @@ def _account(user: User | Account) -> dict[str, Any]:
 def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) -> Response:
     """Create a user and mail them a link to verify the address. The password is stored only
     as its argon2id hash."""
-    # Hash before the first statement: the transaction (and SQLite's write lock) starts later.
-    password_hash = hash_password(body.password)
-    user = users.create_user(
+    user = accounts.register(
         db,
         username=body.username,
         email=body.email,
-        password_hash=password_hash,
+        password=body.password,
         display_name=body.display_name,
+        context=context,
     )
-    lifecycle.mail_verification_link(db, user)
-    audit.record(db, EventKind.USER_CREATED, context, user_id=user.id)
-    # CreatedUser holds exactly UserPrivate's fields, the documented answer.
-    return JSONBytes(asdict(user), status_code=201, headers={"Location": f"/users/{user.id}"})
+    return JSONBytes(
+        shaped(UserPrivate, user), status_code=201, headers={"Location": f"/users/{user.id}"}
+    )
 
 
 _ISO_8601 = re.compile(
@@ -137,63 +122,18 @@ class AdminFilterParams(BaseModel):
     created_before: IsoDatetime | None = None
 
 
-_ADMIN_FILTER_NAMES = tuple(AdminFilterParams.model_fields)
-
-
-async def admin_filters(request: Request) -> users.AdminFilters:
-    """The admin filters sent with the list, validated only when there are some.
-
-    Almost every list request sends none, and a query model (`Annotated[AdminFilterParams,
-    Query()]`) validated six absent fields on each: 35 of a page's ~490 µs of CPU
-    (`python -m bench.in_process`).
-    Errors keep the shape FastAPI gives them (a 422 at ("query", name)); the parameters are
-    documented by _ADMIN_FILTERS_OPENAPI.
-    """
-    query = request.query_params
-    sent = {name: query[name] for name in _ADMIN_FILTER_NAMES if name in query}
-    if not sent:
-        return users.AdminFilters()
-    try:
-        params = AdminFilterParams.model_validate(sent)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
-        ) from exc
-    return users.AdminFilters(**params.model_dump())
-
-
-def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """OpenAPI parameters for a model's fields, as FastAPI writes those of a query model."""
-    parameters = []
-    for name, schema in model.model_json_schema()["properties"].items():
-        parameter = {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "schema": {key: value for key, value in schema.items() if key != "default"},
-        }
-        if "description" in schema:
-            parameter["description"] = schema["description"]
-        parameters.append(parameter)
-    return parameters
-
-
-_ADMIN_FILTERS_OPENAPI = {"parameters": _query_parameters(AdminFilterParams)}
-
-
 @router.get(
     "/",
     response_model=list[UserPublic] | list[UserAccount],
     responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="List users, a keyset page at a time",
-    openapi_extra=_ADMIN_FILTERS_OPENAPI,
 )
 @router.get("", include_in_schema=False)
 def list_users(
     request: Request,
     db: SessionDep,
     principal: OptionalPrincipalDep,
-    filters: Annotated[users.AdminFilters, Depends(admin_filters)],
+    filter_params: Annotated[AdminFilterParams, Query()],
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
     after: Annotated[int, Query(ge=0, le=2**63 - 1, description="Only ids greater than this.")] = 0,
     q: Annotated[
@@ -212,10 +152,9 @@ def list_users(
     created_after and created_before (combined with AND).
     """
     is_admin = principal is not None and principal.user.is_admin
+    filters = users.AdminFilters(**filter_params.model_dump())
     if filters.any() and not is_admin:
         raise Forbidden("Only an admin may filter users by these fields.")
-    # No id exceeds MAX_ID; PostgreSQL refuses a larger bind for the integer column.
-    after = min(after, users.MAX_ID)
     headers = {}
     if is_admin:
         found = users.search_users(db, after=after, limit=limit, username_prefix=q, filters=filters)
@@ -267,21 +206,22 @@ def create_users_batch(
             results[index] = _item_error(index, 422, "Unknown password hash format.", None)
             continue
         valid.append((index, item))
-    hashes = hash_passwords([item.password for _, item in valid if item.password is not None])
-    new_users = []
-    for _, item in valid:
-        password_hash = next(hashes) if item.password is not None else item.password_hash
-        if password_hash is None:
-            raise RuntimeError("BatchUserIn lets no item through without a password or hash")
-        new_users.append(users.NewUser(item.username, item.email, password_hash, item.display_name))
-    for (index, _), outcome in zip(valid, users.create_many(db, new_users), strict=True):
+    new_users = [
+        accounts.NewUser(
+            item.username,
+            item.email,
+            item.display_name,
+            password=item.password,
+            password_hash=item.password_hash,
+        )
+        for _, item in valid
+    ]
+    outcomes = accounts.register_many(db, new_users, actor=admin.user, context=context)
+    for (index, _), outcome in zip(valid, outcomes, strict=True):
         if isinstance(outcome, users.UserExists):
             results[index] = _item_error(index, 409, str(outcome), None)
         else:
             results[index] = {"index": index, "status": 201, "id": outcome.id}
-            audit.record(
-                db, EventKind.USER_CREATED, context, user_id=outcome.id, actor_id=admin.user.id
-            )
     return JSONBytes([results[index] for index in sorted(results)], status_code=207)
 
 
@@ -322,9 +262,9 @@ async def read_me(principal: PrincipalDep) -> Response:
 def change_password(
     body: PasswordChange, principal: PrincipalDep, db: SessionDep, context: RequestContextDep
 ) -> Response:
-    user = users.lock_user(db, principal.user.id)
-    users.change_password(db, user, current=body.current_password, new=body.new_password)
-    audit.record(db, EventKind.PASSWORD_CHANGED, context, user_id=user.id)
+    accounts.change_password(
+        db, principal.user, current=body.current_password, new=body.new_password, context=context
+    )
     return Response(status_code=204)
 
 
@@ -369,39 +309,15 @@ def update_user(
     With If-Match, the change applies only if the user is still at that ETag (else 412);
     without it, the change applies to whatever the current version is.
     """
-    ensure_can_manage(principal.user, user_id)
-    changes = body.changes()
-    ensure_may_change(principal.user, changes)
-    user = users.lock_user(db, user_id)
-    ensure_if_match(if_match, user.version)
-    before = {field: getattr(user, field) for field in changes}
-    users.update_user(db, user, changes)
-    _audit_changes(db, context, user, before, actor_id=principal.user.id)
+    user = accounts.change_account(
+        db,
+        principal.user,
+        user_id,
+        body.changes(),
+        versions=versions_in(if_match),
+        context=context,
+    )
     return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
-
-
-_CHANGE_EVENTS = {
-    "email": EventKind.EMAIL_CHANGED,
-    "is_admin": EventKind.ROLE_CHANGED,
-    "is_active": EventKind.ACTIVATION_CHANGED,
-}
-
-
-def _audit_changes(
-    db: SessionDep,
-    context: RequestContext,
-    user: User,
-    before: dict[str, Any],
-    *,
-    actor_id: int,
-) -> None:
-    for field, kind in _CHANGE_EVENTS.items():
-        if field in before and before[field] != getattr(user, field):
-            # The new address is sent a verification link; flags are recorded with their value.
-            detail = None if field == "email" else f"{field}={getattr(user, field)}"
-            audit.record(db, kind, context, user_id=user.id, actor_id=actor_id, detail=detail)
-    if "email" in before and before["email"] != user.email:
-        lifecycle.start_email_verification(db, user)
 
 
 @router.delete(
@@ -417,9 +333,7 @@ def delete_user(
     context: RequestContextDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    ensure_can_manage(principal.user, user_id)
-    user = users.lock_user(db, user_id)
-    ensure_if_match(if_match, user.version)
-    users.delete_user(db, user)
-    audit.record(db, EventKind.USER_DELETED, context, user_id=user_id, actor_id=principal.user.id)
+    accounts.delete_account(
+        db, principal.user, user_id, versions=versions_in(if_match), context=context
+    )
     return Response(status_code=204)

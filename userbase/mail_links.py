@@ -1,4 +1,8 @@
-"""Account lifecycle by mail: verify an address, reset a forgotten password. No HTTP here."""
+"""Links we mail: verify an address, reset a forgotten password. No HTTP here.
+
+Each flow checks its rules, writes its change, records its audit event and queues its mail in
+the caller's unit of work.
+"""
 
 from datetime import timedelta
 from enum import StrEnum
@@ -7,7 +11,8 @@ from typing import Protocol
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from userbase import mail, users
+from userbase import audit, auth, mail, users
+from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.models import ActionToken, User, table_of, utcnow
 from userbase.security import new_token, token_digest
@@ -44,7 +49,7 @@ class RateLimited(Exception):
 
 
 class Addressee(Protocol):
-    """Whom a link is mailed to: an ORM User, or a user just created (users.CreatedUser)."""
+    """Whom a link is mailed to: an ORM User or an Account."""
 
     @property
     def id(self) -> int: ...
@@ -103,16 +108,8 @@ def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken,
     return action, user
 
 
-def start_email_verification(session: Session, user: User) -> None:
-    """Mark the changed address unverified and mail a link that verifies it."""
-    user.email_verified = False
-    mail_verification_link(session, user)
-    session.flush()
-
-
 def mail_verification_link(session: Session, user: Addressee) -> None:
-    """Mail a link that verifies the user's current address. A new user starts unverified, so
-    this is all a sign-up needs: no flush of an unchanged flag."""
+    """Mail a link that verifies the user's current address (a new one starts unverified)."""
     settings = get_settings()
     ttl = timedelta(seconds=settings.verify_token_ttl_seconds)
     token = _issue(session, user, TokenKind.VERIFY_EMAIL, ttl)
@@ -141,22 +138,24 @@ def resend_verification(session: Session, user: User) -> None:
     mail_verification_link(session, user)
 
 
-def verify_email(session: Session, token: str) -> User:
+def verify_email(session: Session, token: str, context: RequestContext) -> User:
     """Mark the address the token was sent to as verified (once)."""
     action, user = _redeem(session, token, TokenKind.VERIFY_EMAIL)
     if action.email != user.email:
         raise InvalidActionToken  # the address changed since: this link verified the old one
     user.email_verified = True
     session.flush()
+    audit.record(session, EventKind.EMAIL_VERIFIED, context, user_id=user.id)
     return user
 
 
-def request_password_reset(session: Session, email: str, client_address: str) -> User | None:
+def request_password_reset(session: Session, email: str, context: RequestContext) -> None:
     """Mail a reset link when an active account has this address; the caller answers the same
-    either way. Returns the user mailed, if any, for the audit trail."""
+    either way."""
     settings = get_settings()
     throttle = get_throttle()
     now = utcnow()
+    client_address = context.client_address or "-"
     client_limit = [Limit(f"reset-client:{client_address}", *RESET_REQUESTS_PER_CLIENT)]
     retry_after = throttle.retry_after(session, client_limit, now)
     if retry_after is not None:
@@ -165,10 +164,10 @@ def request_password_reset(session: Session, email: str, client_address: str) ->
 
     user = users.find_by_email(session, email)
     if user is None or not user.is_active:
-        return None
+        return
     address_limit = [Limit(f"reset-mail:{user.id}", *RESET_MAILS_PER_ADDRESS)]
     if throttle.retry_after(session, address_limit, now) is not None:
-        return None  # silently: a 429 here would tell who has an account
+        return  # silently: a 429 here would tell who has an account
     throttle.record(session, address_limit, now)
     ttl = timedelta(seconds=settings.reset_token_ttl_seconds)
     token = _issue(session, user, TokenKind.RESET_PASSWORD, ttl)
@@ -180,20 +179,28 @@ def request_password_reset(session: Session, email: str, client_address: str) ->
         link=f"{settings.public_url.rstrip('/')}/reset-password#token={token}",
         minutes=str(int(ttl.total_seconds() // 60)),
     )
+    audit.record(session, EventKind.PASSWORD_RESET_REQUESTED, context, user_id=user.id)
+
+
+def reset_password(
+    session: Session, token: str, new_password: str, context: RequestContext
+) -> User:
+    """Set the password, revoke every bearer token, and burn every reset link of the user."""
+    _, user = _redeem(session, token, TokenKind.RESET_PASSWORD)
+    burn_reset_links(session, user.id)
+    auth.replace_password(session, user, new_password)
+    audit.record(session, EventKind.PASSWORD_RESET, context, user_id=user.id)
     return user
 
 
-def reset_password(session: Session, token: str, new_password: str) -> User:
-    """Set the password, revoke every bearer token, and burn every reset link of the user."""
-    _, user = _redeem(session, token, TokenKind.RESET_PASSWORD)
+def burn_reset_links(session: Session, user_id: int) -> None:
+    """Make every outstanding reset link of the user useless."""
     session.execute(
         update(ActionToken)
         .where(
-            ActionToken.user_id == user.id,
+            ActionToken.user_id == user_id,
             ActionToken.kind == TokenKind.RESET_PASSWORD.value,
             ActionToken.used_at.is_(None),
         )
         .values(used_at=utcnow())
     )
-    users.set_password(session, user, new_password)
-    return user
