@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select, update
 
 from tests.accounts import PASSWORD, bearer, sign_in, sign_up, signed_in_user, token_for
@@ -126,6 +127,47 @@ def test_expired_token_is_401(client: Any) -> None:
 def test_using_a_token_records_when_it_was_last_used(client: Any) -> None:
     _, token = signed_in_user(client, 1)
     client.get("/users/me", headers=bearer(token))
+    with SessionLocal() as session:
+        assert session.scalar(select(Token.last_used_at)) is not None
+
+
+def test_a_read_never_writes_its_token_use_is_stamped_in_a_unit_of_work_of_its_own(
+    client: Any,
+) -> None:
+    _, token = signed_in_user(client, 1)
+    uses: list[list[str]] = []  # the statements of each checkout of a pooled connection
+
+    def on_checkout(*_: Any) -> None:
+        uses.append([])
+
+    def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if uses:
+            uses[-1].append(" ".join(statement.split()).upper())
+
+    sqlalchemy_event.listen(engine, "checkout", on_checkout)
+    sqlalchemy_event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+        assert client.get("/users/me", headers=bearer(token)).status_code == 200
+    finally:
+        sqlalchemy_event.remove(engine, "checkout", on_checkout)
+        sqlalchemy_event.remove(engine, "before_cursor_execute", on_statement)
+
+    reads = [use for use in uses if any("FROM TOKENS" in s and "SELECT" in s for s in use)]
+    stamps = [use for use in uses if any(s.startswith("UPDATE TOKENS") for s in use)]
+    assert len(reads) == 2
+    assert all(not any(s.startswith(("UPDATE", "INSERT", "DELETE")) for s in use) for use in reads)
+    assert len(stamps) == 1  # the second read, within the minute, stamps nothing
+    with SessionLocal() as session:
+        assert session.scalar(select(Token.last_used_at)) is not None
+
+
+def test_a_write_stamps_its_token_use_in_its_own_unit_of_work(client: Any) -> None:
+    user, token = signed_in_user(client, 1)
+    response = client.patch(
+        f"/users/{user['id']}", json={"display_name": "Ada"}, headers=bearer(token)
+    )
+    assert response.status_code == 200
     with SessionLocal() as session:
         assert session.scalar(select(Token.last_used_at)) is not None
 
