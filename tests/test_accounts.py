@@ -24,7 +24,7 @@ def test_owner_changes_display_name_and_email(client: Any) -> None:
 
     response = client.patch(
         f"/users/{user['id']}",
-        json={"display_name": "Ada", "email": "ada@example.org"},
+        json={"display_name": "Ada", "email": "ada@example.org", "current_password": PASSWORD},
         headers=bearer(token),
     )
 
@@ -57,7 +57,9 @@ def test_email_change_that_clashes_is_409_whatever_the_case(client: Any) -> None
     user, token = signed_in_user(client, 1)
 
     response = client.patch(
-        f"/users/{user['id']}", json={"email": "USER2@example.com"}, headers=bearer(token)
+        f"/users/{user['id']}",
+        json={"email": "USER2@example.com", "current_password": PASSWORD},
+        headers=bearer(token),
     )
 
     assert response.status_code == 409
@@ -262,7 +264,11 @@ def test_me_carries_is_admin(client: Any) -> None:
 
 def test_sign_in_still_works_after_profile_changes(client: Any) -> None:
     user, token = signed_in_user(client, 1)
-    client.patch(f"/users/{user['id']}", json={"email": "new@example.com"}, headers=bearer(token))
+    client.patch(
+        f"/users/{user['id']}",
+        json={"email": "new@example.com", "current_password": PASSWORD},
+        headers=bearer(token),
+    )
     assert sign_in(client, "new@example.com", PASSWORD).status_code == 200
     with SessionLocal() as session:
         assert session.scalar(select(User.email)) == "new@example.com"

@@ -39,10 +39,18 @@ def test_each_security_event_is_recorded_with_its_context(
         headers=bearer(token),
     )
     token = token_for(client, "user1", "second password")
-    client.patch(f"/users/{uid}", json={"email": "moved@example.com"}, headers=bearer(token))
+    client.patch(
+        f"/users/{uid}",
+        json={"email": "moved@example.com", "current_password": "second password"},
+        headers=bearer(token),
+    )
     mail.deliver_due(SessionLocal)
     with SessionLocal() as session:
-        text = session.scalars(select(OutboxMail.text_body).order_by(OutboxMail.id.desc())).first()
+        text = session.scalars(
+            select(OutboxMail.text_body)
+            .where(OutboxMail.recipient == "moved@example.com")
+            .order_by(OutboxMail.id.desc())
+        ).first()
     assert text is not None
     verify = text.split("#token=")[1].split()[0]
     client.post("/auth/verify", json={"token": verify})

@@ -182,6 +182,9 @@ def test_two_instances_share_tokens_logouts_and_the_throttle(
             assert b.post("/auth/logout", headers=auth).status_code == 204
             assert a.get("/users/me", headers=auth).status_code == 401
 
+            # Neither client has signed in to the account before (no device cookie): their
+            # failures count for the account, on whichever instance they land.
+            a.cookies.clear()
             statuses = [fail(c, "user1", 1)[0] for c in (a, b) * 5]
             assert statuses == [401] * 10
             assert sign_in(a, "user1").status_code == 429

@@ -8,16 +8,22 @@ signed-in account acting, or None for the operator at the command line (context 
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from userbase import audit, auth, mail_links, users
 from userbase.audit import EventKind, RequestContext
-from userbase.models import User
+from userbase.config import get_settings
+from userbase.models import User, utcnow
 from userbase.permissions import ensure_admin, ensure_can_manage, ensure_may_change
-from userbase.security import hash_password, hash_passwords, verify_password
+from userbase.refusals import Refusal
+from userbase.security import hash_password, hash_passwords
+from userbase.throttle import Limit, get_throttle
 from userbase.users import Account
+
+SIGN_UP_WINDOW = timedelta(hours=1)
 
 
 class EmailMismatch(Exception):
@@ -32,6 +38,11 @@ class EmailMismatch(Exception):
         self.user_id = user.id
 
 
+class SignUpRefused(users.UserExists, Refusal):
+    """A sign-up with a taken username or address: a 409 that keeps its unit of work (the
+    client's sign-up count, so doomed sign-ups are bounded like the others)."""
+
+
 def register(
     session: Session,
     *,
@@ -40,20 +51,64 @@ def register(
     password: str,
     display_name: str | None,
     context: RequestContext,
-) -> User:
-    """Sign up: create the user, mail a link that verifies the address, record the event."""
-    # Hash before the first statement: the transaction (and SQLite's write lock) starts later.
-    password_hash = hash_password(password)
-    user = users.insert_user(
-        session,
-        username=username,
-        email=email,
-        password_hash=password_hash,
-        display_name=display_name,
-    )
+) -> User | None:
+    """Sign up: create the user, mail a link that verifies the address, record the event.
+
+    A client address may sign up USERBASE_SIGNUP_ADDRESS_LIMIT times an hour (RateLimited).
+    Taken names are refused before the password is hashed (usernames are public; an address
+    is refused only when the refusal tells nothing new, see below). With
+    USERBASE_REQUIRE_VERIFIED_EMAIL on, a taken address is not refused: its owner is mailed
+    instead, and the caller answers as for a new account (returns None).
+    """
+    settings = get_settings()
+    password_hash = None
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite: the count below takes the database's only write lock, which must not be
+        # held while hashing (~40 ms: every other writer would wait). There the hash comes
+        # first; a doomed sign-up costs one, and the per-address limit bounds how many.
+        password_hash = hash_password(password)
+    _count_sign_up(session, context)
+    taken = users.taken_field(session, username=username, email=email)
+    if taken == "username" or (taken == "email" and not settings.require_verified_email):
+        raise SignUpRefused(taken)
+    if taken == "email":
+        owner = users.find_by_email(session, email)
+        if owner is not None:
+            mail_links.mail_sign_up_attempt(session, owner)
+            audit.record(session, EventKind.SIGN_UP_WITH_TAKEN_EMAIL, context, user_id=owner.id)
+        return None
+    if password_hash is None:
+        password_hash = hash_password(password)
+    try:
+        user = users.insert_user(
+            session,
+            username=username,
+            email=email,
+            password_hash=password_hash,
+            display_name=display_name,
+        )
+    except users.UserExists as exc:  # a concurrent sign-up took it meanwhile
+        raise SignUpRefused(exc.field) from exc
     mail_links.mail_verification_link(session, user)
     audit.record(session, EventKind.USER_CREATED, context, user_id=user.id)
     return user
+
+
+def _count_sign_up(session: Session, context: RequestContext) -> None:
+    if context.client_address is None:  # the operator's own command
+        return
+    limits = [
+        Limit(
+            f"sign-up:{context.client_address}",
+            get_settings().signup_address_limit,
+            SIGN_UP_WINDOW,
+        )
+    ]
+    throttle, now = get_throttle(), utcnow()
+    retry_after = throttle.retry_after(session, limits, now)
+    if retry_after is not None:
+        raise mail_links.RateLimited(retry_after)
+    throttle.record(session, limits, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +167,29 @@ def change_account(
     *,
     versions: Iterable[int] | None,
     context: RequestContext,
+    current_password: str | None = None,
+    current_token_id: int | None = None,
 ) -> User:
     """Change display name, email, activation or role, as `actor` may.
 
-    A new address is unverified until the link mailed to it is used; a deactivated user's
-    sign-ins end; the last active admin cannot be demoted or deactivated (LastAdmin).
-    `versions`: the versions the caller read (If-Match), or None for any.
+    The owner changes the address only with the current password (a stolen token is not
+    enough). A new address is unverified until the link mailed to it is used; the old address
+    is told, with a link that undoes the change; the owner's other sign-ins and every reset
+    link end. A deactivated user's sign-ins end; the last active admin cannot be demoted or
+    deactivated (LastAdmin). `versions`: the versions the caller read (If-Match), or None.
     """
     if actor is not None:
         ensure_can_manage(actor, user_id)
         ensure_may_change(actor, changes)
     user = users.lock_user(session, user_id)
     users.ensure_version(user, versions)
+    old_email = user.email
+    email_changed = "email" in changes and changes["email"] != old_email
+    if email_changed and actor is not None and actor.id == user_id:
+        if current_password is None:
+            raise auth.PasswordConfirmationRequired
+        auth.confirm_password(session, user, current_password, context=context)
     before = {field: getattr(user, field) for field in changes}
-    email_changed = "email" in changes and changes["email"] != user.email
     users.apply_changes(
         session, user, {**changes, "email_verified": False} if email_changed else changes
     )
@@ -138,19 +202,22 @@ def change_account(
             detail = None if field == "email" else f"{field}={getattr(user, field)}"
             audit.record(session, kind, context, user_id=user.id, actor_id=actor_id, detail=detail)
     if email_changed:
+        mail_links.burn_reset_links(session, user.id)
+        keep = current_token_id if actor is not None and actor.id == user_id else None
+        auth.revoke_other_sign_ins(session, user.id, keep)
         mail_links.mail_verification_link(session, user)
+        mail_links.mail_email_changed(session, user, old_email)
     return user
 
 
 def change_password(
     session: Session, actor: Account, *, current: str, new: str, context: RequestContext
 ) -> None:
-    """The signed-in user sets a new password, confirming the current one; every sign-in of
-    theirs ends."""
+    """The signed-in user sets a new password, confirming the current one (under the sign-in
+    throttle); every sign-in of theirs ends and every reset link dies."""
     user = users.lock_user(session, actor.id)
-    matches, _ = verify_password(current, user.password_hash)
-    if not matches:
-        raise users.WrongPassword
+    auth.confirm_password(session, user, current, context=context)
+    mail_links.burn_reset_links(session, user.id)
     auth.replace_password(session, user, new)
     audit.record(session, EventKind.PASSWORD_CHANGED, context, user_id=user.id)
 

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse
 
 from userbase import __version__, mail
 from userbase.body_limit import BodySizeLimit
+from userbase.clock import CLOCK, RESYNC_SECONDS, WARN_ABOVE_SECONDS
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
 from userbase.deadline import RequestDeadline
@@ -58,6 +59,27 @@ async def _release_memory_forever(interval: float) -> None:
         await run_in_threadpool(release_free_memory)
 
 
+def _synchronize_clock() -> None:
+    offset = CLOCK.synchronize(engine).total_seconds()
+    if abs(offset) > WARN_ABOVE_SECONDS:
+        logger.warning(
+            "HOST CLOCK OFF: this host's clock is %.1f s %s the database's; userbase keeps "
+            "the database's time (clock.py), but fix the host's (NTP).",
+            abs(offset),
+            "behind" if offset > 0 else "ahead of",
+        )
+
+
+async def _keep_clock_in_step(interval: float) -> None:
+    """Every `interval` seconds, read the database's clock again (clock.py)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(_synchronize_clock)
+        except Exception:
+            logger.warning("could not read the database's clock; keeping the last offset")
+
+
 async def _send_mail_forever(interval: float) -> None:
     """The outbox sender: every `interval` seconds, deliver all that is due."""
     while True:
@@ -80,13 +102,14 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
     await run_in_threadpool(check_capacity, engine, settings, workers=1)
     await run_in_threadpool(warn_about_durability, engine)
+    await run_in_threadpool(_synchronize_clock)
     if not settings.smtp_url:
         logger.warning(
             "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
             "instead of being sent. Fine for development, not for production."
         )
     tune_garbage_collector()
-    tasks = []
+    tasks = [asyncio.create_task(_keep_clock_in_step(RESYNC_SECONDS))]
     if settings.mail_background:
         tasks.append(asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds)))
     if settings.memory_trim_seconds > 0:

@@ -16,6 +16,7 @@ MAX_ID = 2_147_483_647
 
 class EventKind(StrEnum):
     USER_CREATED = "user_created"
+    SIGN_UP_WITH_TAKEN_EMAIL = "sign_up_with_taken_email"
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"
     LOGIN_THROTTLED = "login_throttled"

@@ -16,15 +16,17 @@ from userbase import audit
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
-from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
+from userbase.models import MAX_ID, USER_AGENT_MAX, ActionToken, Token, User, table_of, utcnow
+from userbase.refusals import Refusal
 from userbase.security import (
     TOKEN_PATTERN,
     hash_password,
     new_token,
     token_digest,
+    verify_password,
     verify_password_or_dummy,
 )
-from userbase.throttle import account_key, address_key, get_throttle, login_limits
+from userbase.throttle import Limit, account_key, address_key, get_throttle, login_limits
 from userbase.users import ACCOUNT_COLUMNS, Account
 
 # last_used_at is written at most this often per token: a read should rarely cost a write.
@@ -50,8 +52,10 @@ _TOKEN_OWNER = (
 )
 
 
-class SignInRefused(Exception):
-    """Why a sign-in failed. `reason` and `user_id` are for the audit trail, not the client."""
+class SignInRefused(Refusal):
+    """Why a sign-in failed. `reason` and `user_id` are for the audit trail, not the client.
+
+    A Refusal: get_db commits the failure count and the audit event before answering."""
 
     def __init__(self, message: str, *, user_id: int | None, reason: str) -> None:
         super().__init__(message)
@@ -87,6 +91,20 @@ class EmailNotVerified(SignInRefused):
         )
 
 
+class WrongPassword(Refusal):
+    """The current password given to confirm a change is not the user's."""
+
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct.")
+
+
+class PasswordConfirmationRequired(Exception):
+    """A change of address by the account's owner needs the current password."""
+
+    def __init__(self) -> None:
+        super().__init__("Confirm a change of email address with current_password.")
+
+
 class NotAuthenticated(Exception):
     """No bearer token, or one that is unknown, expired, revoked or malformed."""
 
@@ -108,6 +126,8 @@ class IssuedToken:
     token: str
     expires_in: int
     user_id: int
+    # The device token of the client that signed in (see _device_limits): a cookie.
+    device_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,25 +153,33 @@ def sign_in(
     login: str,
     password: str,
     context: RequestContext,
-) -> IssuedToken | SignInRefused:
-    """Check the credentials and issue a token, or return why not; audited either way.
+    device_token: str | None = None,
+) -> IssuedToken:
+    """Check the credentials and issue a token, or raise why not; audited either way.
 
     While a limit is reached the answer is LoginThrottled, before the password is even looked
-    at: the right password does not help then. Refusals are returned, not raised, so that the
-    request's unit of work commits the failure count and the audit record.
+    at: the right password does not help then. `device_token` is the device cookie of a client
+    that signed in to this account before: its failures are counted apart (_device_limits).
     """
-    outcome = _check_credentials(session, login=login, password=password, context=context)
+    outcome = _check_credentials(
+        session, login=login, password=password, context=context, device_token=device_token
+    )
     if isinstance(outcome, SignInRefused):
         kind = _REFUSAL_EVENTS[type(outcome).__name__]
         (LOGIN_THROTTLED if kind is EventKind.LOGIN_THROTTLED else LOGIN_FAILURES).inc()
         audit.record(session, kind, context, user_id=outcome.user_id, detail=outcome.reason)
-    else:
-        audit.record(session, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
+        raise outcome
+    audit.record(session, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
     return outcome
 
 
 def _check_credentials(
-    session: Session, *, login: str, password: str, context: RequestContext
+    session: Session,
+    *,
+    login: str,
+    password: str,
+    context: RequestContext,
+    device_token: str | None,
 ) -> IssuedToken | SignInRefused:
     throttle = get_throttle()
     now = utcnow()
@@ -163,7 +191,10 @@ def _check_credentials(
         else None
     )
     user_id = user.id if user else None
-    account = account_key(user_id, login)
+    device_id = _trusted_device(session, user_id, device_token, now)
+    # A device that signed in to this account before counts its failures on its own key, so
+    # failures from anywhere else (which lock the account key) never lock its owner out.
+    account = f"device:{device_id}" if device_id else account_key(user_id, login)
     limits = login_limits(account, address_key(client_address))
     seen: dict[str, int] = {}
     retry_after = throttle.retry_after(session, limits, now, seen)
@@ -182,9 +213,82 @@ def _check_credentials(
         throttle.reset(session, account)
     if new_hash is not None:  # parameters were raised since this hash was made
         _load_user(session, user.id).password_hash = new_hash
-    return issue_token(
+    issued = issue_token(
         session, user.id, client_address=context.client_address, user_agent=context.user_agent
     )
+    return IssuedToken(
+        issued.token,
+        issued.expires_in,
+        issued.user_id,
+        device_token=device_token if device_id else _issue_device_token(session, user.id, now),
+    )
+
+
+# OWASP's "Slow brute force / device cookies": a client that signed in successfully gets a
+# cookie; with it, failures count per device instead of per account.
+DEVICE_KIND = "device"
+
+
+def _trusted_device(
+    session: Session, user_id: int | None, device_token: str | None, now: datetime
+) -> int | None:
+    """The id of the device token, when it is a live one of this user's, else None."""
+    if user_id is None or device_token is None or not _TOKEN_SHAPE.match(device_token):
+        return None
+    return session.scalar(
+        select(ActionToken.id).where(
+            ActionToken.token_hash == token_digest(device_token),
+            ActionToken.kind == DEVICE_KIND,
+            ActionToken.user_id == user_id,
+            ActionToken.expires_at > now,
+        )
+    )
+
+
+def _issue_device_token(session: Session, user_id: int, now: datetime) -> str:
+    token, digest = new_token()
+    session.add(
+        ActionToken(
+            user_id=user_id,
+            kind=DEVICE_KIND,
+            token_hash=digest,
+            created_at=now,
+            expires_at=now + timedelta(days=get_settings().device_cookie_days),
+        )
+    )
+    return token
+
+
+def confirm_password(
+    session: Session, user: User, password: str, *, context: RequestContext
+) -> None:
+    """Check the current password that confirms a change, under the sign-in throttle: with a
+    stolen token, guessing the password is no easier than at sign-in. Raises WrongPassword
+    or LoginThrottled (Refusals: the failure count and the event are committed)."""
+    throttle = get_throttle()
+    now = utcnow()
+    limits: list[Limit] = login_limits(
+        account_key(user.id, ""), address_key(context.client_address or "-")
+    )
+    retry_after = throttle.retry_after(session, limits, now)
+    if retry_after is not None:
+        LOGIN_THROTTLED.inc()
+        audit.record(
+            session, EventKind.LOGIN_THROTTLED, context, user_id=user.id, detail="confirmation"
+        )
+        raise LoginThrottled(retry_after, user_id=user.id)
+    matches, _ = verify_password(password, user.password_hash)
+    if not matches:
+        throttle.record(session, limits, now)
+        LOGIN_FAILURES.inc()
+        audit.record(
+            session,
+            EventKind.LOGIN_FAILED,
+            context,
+            user_id=user.id,
+            detail="wrong_current_password",
+        )
+        raise WrongPassword
 
 
 def _load_user(session: Session, user_id: int) -> User:

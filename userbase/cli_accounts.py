@@ -22,6 +22,15 @@ def _password_option(envvar: str) -> Any:
     )
 
 
+def _on_database_time() -> None:
+    """Keep time by the database's clock, as the server does (clock.py): a purge on a host
+    whose clock runs ahead must not delete what is still live."""
+    from userbase.clock import CLOCK
+    from userbase.database import engine
+
+    CLOCK.synchronize(engine)
+
+
 def _fail_on_invalid(errors: list[Any]) -> NoReturn:
     for error in errors:
         where = ".".join(map(str, error["loc"]))
@@ -130,6 +139,7 @@ def purge_tokens(
 
     Example: userbase purge-tokens   (run it from cron, e.g. hourly)
     """
+    _on_database_time()
     from userbase import auth
     from userbase.database import SessionLocal
 
@@ -148,6 +158,7 @@ def send_mail() -> None:
 
     Example: USERBASE_SMTP_URL=smtp://user:pw@mail.example.com:587 userbase send-mail
     """
+    _on_database_time()
     from userbase import mail
     from userbase.database import SessionLocal
 
@@ -168,6 +179,7 @@ def purge_events(
 
     Example: userbase purge-events --days 30
     """
+    _on_database_time()
     from userbase import audit
     from userbase.config import get_settings
     from userbase.database import SessionLocal

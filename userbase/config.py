@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, ge=1)
     login_account_limit: int = Field(default=10, ge=1)
     login_address_limit: int = Field(default=100, ge=1)
+    # Sign-ups per client address per hour, and mails of any kind that requests may send one
+    # recipient per hour (verification, email change, "no account"): anonymous work is bounded.
+    signup_address_limit: int = Field(default=20, ge=1)
+    mails_per_recipient_limit: int = Field(default=5, ge=1)
+    # Sign-in from a device (browser or client) that signed in to the account before: it gets
+    # its own failure count, so failures from elsewhere cannot lock the owner out (OWASP).
+    device_cookie_days: int = Field(default=90, ge=1)
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is believed.
     # Comma-separated, e.g. USERBASE_TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

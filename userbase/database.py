@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
 from userbase.deadline import claim_commit
+from userbase.refusals import Refusal
 from userbase.session_slots import session_slot
 
 # Methods that never write: their transactions may begin lazily (SQLite: deferred BEGIN).
@@ -181,12 +182,19 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
     async with session_slot():
         db = SessionLocal(bind=read_engine) if read_only else SessionLocal()
         try:
-            yield db
+            try:
+                yield db
+            except Refusal:
+                claim_commit()
+                await run_in_threadpool(db.commit)
+                raise
             if read_only and _READS_END_WITHOUT_IO:
                 db.commit()
             else:
                 claim_commit()
                 await run_in_threadpool(db.commit)
+        except Refusal:
+            raise
         except BaseException:
             await run_in_threadpool(_roll_back_and_close, db)
             raise

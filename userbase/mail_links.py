@@ -1,10 +1,12 @@
-"""Links we mail: verify an address, reset a forgotten password. No HTTP here.
+"""Links we mail: verify an address, reset a forgotten password, undo a change of address, and
+the notices that go with them. No HTTP here.
 
 Each flow checks its rules, writes its change, records its audit event and queues its mail in
 the caller's unit of work.
 """
 
-from datetime import timedelta
+import hashlib
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
@@ -18,16 +20,20 @@ from userbase.models import ActionToken, User, table_of, utcnow
 from userbase.security import new_token, token_digest
 from userbase.throttle import Limit, get_throttle
 
-# A user may ask for a new verification mail 3 times an hour; an address gets at most 3 reset
-# mails an hour, and one client may ask for 20 resets an hour, whatever the addresses.
+# A user may ask for a new verification mail 3 times an hour; one client may ask for 20 resets
+# an hour, whatever the addresses; an address gets at most USERBASE_MAILS_PER_RECIPIENT_LIMIT
+# mails an hour of any kind (recipient_has_room).
 RESEND_LIMIT = (3, timedelta(hours=1))
-RESET_MAILS_PER_ADDRESS = (3, timedelta(hours=1))
 RESET_REQUESTS_PER_CLIENT = (20, timedelta(hours=1))
+# The old address may undo a change of address for a week: long enough to notice the mail.
+UNDO_EMAIL_CHANGE_TTL = timedelta(days=7)
+MAIL_WINDOW = timedelta(hours=1)
 
 
 class TokenKind(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
+    UNDO_EMAIL_CHANGE = "undo_email_change"
 
 
 class InvalidActionToken(Exception):
@@ -59,7 +65,9 @@ class Addressee(Protocol):
     def email(self) -> str: ...
 
 
-def _issue(session: Session, user: Addressee, kind: TokenKind, ttl: timedelta) -> str:
+def _issue(
+    session: Session, user: Addressee, kind: TokenKind, ttl: timedelta, *, email: str | None = None
+) -> str:
     token, digest = new_token()
     now = utcnow()
     # A Core INSERT: the row is only read back when the link is used, by another request.
@@ -69,7 +77,7 @@ def _issue(session: Session, user: Addressee, kind: TokenKind, ttl: timedelta) -
             "user_id": user.id,
             "kind": kind.value,
             "token_hash": digest,
-            "email": user.email if kind is TokenKind.VERIFY_EMAIL else None,
+            "email": user.email if kind is TokenKind.VERIFY_EMAIL else email,
             "created_at": now,
             "expires_at": now + ttl,
         },
@@ -108,8 +116,26 @@ def _redeem(session: Session, token: str, kind: TokenKind) -> tuple[ActionToken,
     return action, user
 
 
+def recipient_has_room(session: Session, recipient: str, now: datetime) -> bool:
+    """Count a mail a request sends to `recipient`; False (send nothing) past the hourly limit.
+
+    However a request reaches an address (a sign-up, a change of address, a reset), one
+    inbox gets at most USERBASE_MAILS_PER_RECIPIENT_LIMIT such mails an hour: userbase
+    cannot be used to flood someone's inbox. Silent, so it tells nobody who has an account.
+    """
+    digest = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()
+    limits = [Limit(f"mail-to:{digest}", get_settings().mails_per_recipient_limit, MAIL_WINDOW)]
+    throttle = get_throttle()
+    if throttle.retry_after(session, limits, now) is not None:
+        return False
+    throttle.record(session, limits, now)
+    return True
+
+
 def mail_verification_link(session: Session, user: Addressee) -> None:
     """Mail a link that verifies the user's current address (a new one starts unverified)."""
+    if not recipient_has_room(session, user.email, utcnow()):
+        return
     settings = get_settings()
     ttl = timedelta(seconds=settings.verify_token_ttl_seconds)
     token = _issue(session, user, TokenKind.VERIFY_EMAIL, ttl)
@@ -164,11 +190,26 @@ def request_password_reset(session: Session, email: str, context: RequestContext
 
     user = users.find_by_email(session, email)
     if user is None or not user.is_active:
+        # The same work as for an account (a count, a mail, an event), so neither the answer
+        # nor its time tells whether the address has one; the mail says there is none.
+        if recipient_has_room(session, email, now):
+            mail.enqueue(
+                session,
+                email,
+                "reset_no_account",
+                email=email,
+                link=f"{settings.public_url.rstrip('/')}/",
+            )
+            audit.record(
+                session,
+                EventKind.PASSWORD_RESET_REQUESTED,
+                context,
+                user_id=user.id if user else None,
+                detail="no_active_account",
+            )
         return
-    address_limit = [Limit(f"reset-mail:{user.id}", *RESET_MAILS_PER_ADDRESS)]
-    if throttle.retry_after(session, address_limit, now) is not None:
+    if not recipient_has_room(session, user.email, now):
         return  # silently: a 429 here would tell who has an account
-    throttle.record(session, address_limit, now)
     ttl = timedelta(seconds=settings.reset_token_ttl_seconds)
     token = _issue(session, user, TokenKind.RESET_PASSWORD, ttl)
     mail.enqueue(
@@ -203,4 +244,52 @@ def burn_reset_links(session: Session, user_id: int) -> None:
             ActionToken.used_at.is_(None),
         )
         .values(used_at=utcnow())
+    )
+
+
+def mail_email_changed(session: Session, user: User, old_email: str) -> None:
+    """Tell the old address that the account's address changed, with a link that undoes it."""
+    if not recipient_has_room(session, old_email, utcnow()):
+        return
+    settings = get_settings()
+    token = _issue(
+        session, user, TokenKind.UNDO_EMAIL_CHANGE, UNDO_EMAIL_CHANGE_TTL, email=old_email
+    )
+    mail.enqueue(
+        session,
+        old_email,
+        "email_changed",
+        username=user.username,
+        old_email=old_email,
+        new_email=user.email,
+        link=f"{settings.public_url.rstrip('/')}/undo-email-change#token={token}",
+        days=str(UNDO_EMAIL_CHANGE_TTL.days),
+    )
+
+
+def undo_email_change(session: Session, token: str, context: RequestContext) -> User:
+    """Put back the address a change replaced (verified: its owner opened the link), end every
+    sign-in and reset link, so whoever changed it is out."""
+    action, user = _redeem(session, token, TokenKind.UNDO_EMAIL_CHANGE)
+    if action.email is None:  # every undo token is issued with the old address
+        raise InvalidActionToken
+    users.apply_changes(session, user, {"email": action.email, "email_verified": True})
+    burn_reset_links(session, user.id)
+    auth.revoke_tokens_for(session, user.id)
+    audit.record(session, EventKind.EMAIL_CHANGED, context, user_id=user.id, detail="undone")
+    return user
+
+
+def mail_sign_up_attempt(session: Session, owner: User) -> None:
+    """Someone tried to sign up with an address that has an account: tell its owner, instead of
+    telling the one who tried (USERBASE_REQUIRE_VERIFIED_EMAIL answers them as a success)."""
+    if not recipient_has_room(session, owner.email, utcnow()):
+        return
+    settings = get_settings()
+    mail.enqueue(
+        session,
+        owner.email,
+        "sign_up_attempt",
+        username=owner.username,
+        link=f"{settings.public_url.rstrip('/')}/",
     )

@@ -19,6 +19,9 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+# The models' defaults use it; domain modules take it from here too (one clock: clock.py).
+from userbase.clock import utcnow as utcnow
+
 # Explicit names, so a migration can drop or alter a constraint on every engine and an
 # IntegrityError can be mapped to the field it concerns (errors.py reads these names).
 NAMING_CONVENTION = {
@@ -36,10 +39,6 @@ USER_AGENT_MAX = 200
 # Every id column is a 32-bit integer on every engine: a larger number cannot name a row (and
 # PostgreSQL refuses to compare one with an integer column).
 MAX_ID = 2_147_483_647
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

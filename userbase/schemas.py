@@ -128,10 +128,12 @@ class UserUpdate(BaseModel):
     # Strict: 0 and "false" are not booleans, whatever pydantic would otherwise accept.
     is_active: StrictBool = None  # type: ignore[assignment]
     is_admin: StrictBool = None  # type: ignore[assignment]
+    # Needed when the account's owner changes its email address (not a change itself).
+    current_password: str | None = Field(default=None, max_length=128)
 
     def changes(self) -> dict[str, Any]:
         """The fields actually sent, with their values."""
-        return self.model_dump(include=self.model_fields_set)
+        return self.model_dump(include=self.model_fields_set - {"current_password"})
 
 
 class PasswordChange(BaseModel):

@@ -89,13 +89,6 @@ class LastAdmin(Exception):
         super().__init__("This is the last active admin: promote another user first.")
 
 
-class WrongPassword(Exception):
-    """The current password given to confirm a change is not the user's."""
-
-    def __init__(self) -> None:
-        super().__init__("The current password is not correct.")
-
-
 class StaleVersion(Exception):
     """The caller named a version of the user (If-Match) that is no longer current."""
 

@@ -2,14 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Cookie, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.responses import Response
 
 from userbase import auth, mail_links, users
+from userbase.config import get_settings
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
-from userbase.errors import problem_response
 from userbase.hashing_turns import HASHING_TURN
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import PrincipalDep, RequestContextDep
@@ -18,6 +18,7 @@ from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, Token
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 PasswordForm = Annotated[OAuth2PasswordRequestForm, Depends()]
+DEVICE_COOKIE = "userbase_device"
 
 # One answer whether or not the address has an account.
 _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is on its way."}
@@ -31,17 +32,39 @@ _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is o
     dependencies=[HASHING_TURN],
 )
 def sign_in(
-    form: PasswordForm, request: Request, db: SessionDep, context: RequestContextDep
+    form: PasswordForm,
+    db: SessionDep,
+    context: RequestContextDep,
+    device: Annotated[str | None, Cookie(alias=DEVICE_COOKIE)] = None,
 ) -> Response:
-    """OAuth2 password flow; works with the Authorize button of /docs."""
-    outcome = auth.sign_in(db, login=form.username.strip(), password=form.password, context=context)
-    if isinstance(outcome, auth.SignInRefused):
-        # Returned, not raised: the failure count and the audit record must be committed.
-        return problem_response(request, outcome)
-    return JSONBytes(
-        {"access_token": outcome.token, "token_type": "bearer", "expires_in": outcome.expires_in},
+    """OAuth2 password flow; works with the Authorize button of /docs.
+
+    The answer sets a device cookie: a client that sends it back is not locked out by
+    failures from elsewhere (docs/security.md).
+    """
+    issued = auth.sign_in(
+        db,
+        login=form.username.strip(),
+        password=form.password,
+        context=context,
+        device_token=device,
+    )
+    response = JSONBytes(
+        {"access_token": issued.token, "token_type": "bearer", "expires_in": issued.expires_in},
         headers={"Cache-Control": "no-store"},
     )
+    if issued.device_token is not None:
+        settings = get_settings()
+        response.set_cookie(
+            DEVICE_COOKIE,
+            issued.device_token,
+            max_age=settings.device_cookie_days * 86400,
+            path="/auth/token",
+            secure=settings.public_url.startswith("https://"),
+            httponly=True,
+            samesite="strict",
+        )
+    return response
 
 
 @router.post(
@@ -99,3 +122,14 @@ def reset_password(body: PasswordReset, db: SessionDep, context: RequestContextD
     """Every bearer token of the user is revoked and the reset link is burnt."""
     mail_links.reset_password(db, body.token, body.new_password, context)
     return Response(status_code=204)
+
+
+@router.post(
+    "/undo-email-change",
+    responses={400: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+    summary="Put back the address a change replaced, with the token mailed to it",
+)
+def undo_email_change(body: ActionTokenIn, db: SessionDep, context: RequestContextDep) -> Response:
+    """Every session of the user ends and every reset link dies: choose a new password next."""
+    user = mail_links.undo_email_change(db, body.token, context)
+    return JSONBytes({"email": user.email, "email_verified": True})

@@ -1,4 +1,5 @@
-"""The two pages that links in mails open: verify an address, choose a new password."""
+"""The pages that links in mails open: verify an address, choose a new password, undo a change
+of address."""
 
 from importlib.resources import files
 
@@ -24,3 +25,8 @@ async def verify_email_page() -> HTMLResponse:
 @router.get("/reset-password")
 async def reset_password_page() -> HTMLResponse:
     return HTMLResponse((_PAGES / "reset-password.html").read_text(), headers=_HEADERS)
+
+
+@router.get("/undo-email-change")
+async def undo_email_change_page() -> HTMLResponse:
+    return HTMLResponse((_PAGES / "undo-email-change.html").read_text(), headers=_HEADERS)

@@ -17,6 +17,7 @@ from pydantic import (
 from starlette.responses import Response
 
 from userbase import accounts, users
+from userbase.config import get_settings
 from userbase.database import SessionDep
 from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.hashing_turns import HASHING_TURN
@@ -45,6 +46,7 @@ from userbase.security import hash_format
 router = APIRouter(prefix="/users", tags=["users"])
 
 PAGE_LIMIT_MAX = 1000
+_CHECK_YOUR_MAIL = {"detail": "Check your mail to confirm your address and finish signing up."}
 
 
 def _public_page(rows: Any) -> list[dict[str, Any]]:
@@ -67,7 +69,18 @@ def _account(user: object) -> dict[str, Any]:
     "/",
     status_code=201,
     response_model=UserPrivate,
-    responses={409: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    responses={
+        202: {
+            "description": "With USERBASE_REQUIRE_VERIFIED_EMAIL: the same answer whether the "
+            "address is new or taken (its owner is mailed); finish by following the mail."
+        },
+        409: PROBLEM,
+        413: PROBLEM,
+        415: PROBLEM,
+        422: PROBLEM,
+        429: PROBLEM,
+        503: PROBLEM,
+    },
     summary="Create a user",
     dependencies=[HASHING_TURN],
 )
@@ -83,6 +96,9 @@ def create_user(body: UserCreate, db: SessionDep, context: RequestContextDep) ->
         display_name=body.display_name,
         context=context,
     )
+    if user is None or get_settings().require_verified_email:
+        # One answer for a new address and a taken one: the mail tells its owner which.
+        return JSONBytes(_CHECK_YOUR_MAIL, status_code=202)
     return JSONBytes(
         shaped(UserPrivate, user), status_code=201, headers={"Location": f"/users/{user.id}"}
     )
@@ -293,6 +309,8 @@ def read_user(user_id: int, db: SessionDep, principal: OptionalPrincipalDep) -> 
         409: PROBLEM,
         412: PROBLEM,
         422: PROBLEM,
+        429: PROBLEM,
+        503: PROBLEM,
     },
     summary="Change a user (yourself, or anyone as an admin)",
 )
@@ -306,6 +324,9 @@ def update_user(
 ) -> Response:
     """Owners may change display_name and email; admins also is_active and is_admin.
 
+    The owner changes the email address only with `current_password`; the old address is
+    mailed a link that undoes the change, and the owner's other sessions end.
+
     With If-Match, the change applies only if the user is still at that ETag (else 412);
     without it, the change applies to whatever the current version is.
     """
@@ -316,6 +337,8 @@ def update_user(
         body.changes(),
         versions=versions_in(if_match),
         context=context,
+        current_password=body.current_password,
+        current_token_id=principal.token_id,
     )
     return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
 
