@@ -192,3 +192,28 @@ def test_two_instances_share_tokens_logouts_and_the_throttle(
     finally:
         first.stop()
         second.stop()
+
+
+def test_pruning_deletes_only_events_that_left_every_window() -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from userbase.database import SessionLocal
+    from userbase.models import ThrottleEvent, utcnow
+    from userbase.throttle import longest_window, prune_throttle_events
+
+    now = utcnow()
+    with SessionLocal.begin() as session:
+        session.add_all(
+            [
+                ThrottleEvent(key="old", occurred_at=now - longest_window() - timedelta(seconds=1)),
+                ThrottleEvent(
+                    key="live", occurred_at=now - longest_window() + timedelta(minutes=1)
+                ),
+            ]
+        )
+    with SessionLocal.begin() as session:
+        assert prune_throttle_events(session, now) == 1
+    with SessionLocal() as session:
+        assert session.scalars(select(ThrottleEvent.key)).all() == ["live"]

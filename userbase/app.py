@@ -29,12 +29,14 @@ from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
 from userbase.memory import release_free_memory, share_one_heap, tune_garbage_collector
+from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 from userbase.schema import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.session_slots import size_thread_pool
+from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
 
@@ -70,14 +72,29 @@ def _synchronize_clock() -> None:
         )
 
 
-async def _keep_clock_in_step(interval: float) -> None:
-    """Every `interval` seconds, read the database's clock again (clock.py)."""
+def _prune_throttle() -> None:
+    # READ COMMITTED: no gap locks, so the prune never deadlocks requests counting events.
+    pruning = SessionLocal(
+        bind=engine.execution_options(isolation_level="READ COMMITTED")
+        if engine.dialect.name != "sqlite"
+        else engine
+    )
+    with pruning, pruning.begin():
+        prune_throttle_events(pruning, utcnow())
+
+
+async def _housekeeping_forever(interval: float) -> None:
+    """Every `interval` seconds: the database's clock read again (clock.py), and the throttle's
+    events that left every window deleted."""
     while True:
         await asyncio.sleep(interval)
-        try:
-            await run_in_threadpool(_synchronize_clock)
-        except Exception:
-            logger.warning("could not read the database's clock; keeping the last offset")
+        for chore in (_synchronize_clock, _prune_throttle):
+            try:
+                await run_in_threadpool(chore)
+            except Exception:
+                logger.warning(
+                    "housekeeping: %s failed; next round in %ss", chore.__name__, interval
+                )
 
 
 async def _send_mail_forever(interval: float) -> None:
@@ -109,7 +126,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             "instead of being sent. Fine for development, not for production."
         )
     tune_garbage_collector()
-    tasks = [asyncio.create_task(_keep_clock_in_step(RESYNC_SECONDS))]
+    tasks = [asyncio.create_task(_housekeeping_forever(RESYNC_SECONDS))]
     if settings.mail_background:
         tasks.append(asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds)))
     if settings.memory_trim_seconds > 0:
