@@ -11,12 +11,12 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import SQLAlchemyError
 
 from userbase import auth
+from userbase.admission import database_slot
 from userbase.audit import RequestContext
 from userbase.client_address import client_address
 from userbase.config import get_settings
 from userbase.database import READ_ONLY_METHODS, SessionDep, SessionLocal
 from userbase.permissions import ensure_admin
-from userbase.session_slots import session_slot
 
 logger = logging.getLogger("userbase.auth")
 
@@ -64,7 +64,7 @@ async def _resolve(
 async def _record_use_after_answer(token_id: int, used_at: datetime) -> None:
     try:
         # A slot like any request's session, so the pool always backs the sessions in use.
-        async with session_slot():
+        async with database_slot():
             await run_in_threadpool(_record_use, token_id, used_at)
     except (SQLAlchemyError, OSError) as exc:  # bookkeeping: a busy or absent database skips it
         logger.warning("token last use not recorded: %s", type(exc).__name__)
