@@ -11,7 +11,7 @@ import httpx2 as httpx
 import pytest
 from anyio import wait_all_tasks_blocked
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 from starlette.types import Receive, Scope, Send
@@ -310,6 +310,17 @@ def test_a_request_with_no_answer_by_its_deadline_gets_504_problem() -> None:
     }
 
 
+async def _starts_then_dawdles(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await anyio.sleep(0.3)  # past the deadline, after the answer started
+    await send({"type": "http.response.body", "body": b"all of it"})
+
+
+def test_an_answer_started_before_the_deadline_is_sent_whole() -> None:
+    response = TestClient(RequestDeadline(_starts_then_dawdles, seconds=0.1)).get("/")
+    assert (response.status_code, response.content) == (200, b"all of it")
+
+
 def _user_count() -> int:
     with SessionLocal() as session:
         return session.scalar(select(func.count()).select_from(User)) or 0
@@ -342,6 +353,28 @@ def test_a_write_still_running_at_its_deadline_is_rolled_back_and_504(
     assert response.status_code == 504
     assert response.headers["content-type"] == "application/problem+json"
     assert _user_count() == 0
+
+
+def test_a_commit_claimed_before_the_deadline_is_answered_as_committed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = _app_with_deadline(monkeypatch, 0.2)
+
+    @app.post("/test/slow-commit", status_code=201)
+    def write(db: SessionDep) -> None:
+        _write_a_user(db)
+
+    def slow_commit(session: Session) -> None:
+        time.sleep(0.6)  # the commit outlasts the deadline it claimed
+
+    event.listen(SessionLocal, "before_commit", slow_commit)
+    try:
+        with TestClient(app) as client:
+            response = client.post("/test/slow-commit")
+    finally:
+        event.remove(SessionLocal, "before_commit", slow_commit)
+    assert response.status_code == 201
+    assert _user_count() == 1
 
 
 def test_outside_a_request_claim_commit_never_refuses() -> None:

@@ -25,6 +25,7 @@ asynchronously, first come first served, for at most pool_timeout. FastAPI's
 slow ones can wait for ever; docs/reliability.md has the measurements.
 """
 
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -146,15 +147,23 @@ class DeadlineExceeded(Exception):
     """The request ran out of time before its unit of work could commit."""
 
 
+def _lift(cancel_scope: anyio.CancelScope) -> None:
+    """Let the rest of the request run to its end, however long it takes."""
+    cancel_scope.shield = True  # from any other scope's cancellation
+    # A shield does not keep out the scope's own deadline: a commit that outlasted it was
+    # answered 504, and a started answer cut short (tests/test_admission.py).
+    cancel_scope.deadline = math.inf
+
+
 class _Deadline:
     def __init__(self, cancel_scope: anyio.CancelScope) -> None:
         self.cancel_scope = cancel_scope
 
     def claim(self) -> bool:
-        """On the event loop: False if the deadline has fired, else shield the rest."""
+        """On the event loop: False if the deadline has fired, else lift it for the rest."""
         if self.cancel_scope.cancel_called:
             return False
-        self.cancel_scope.shield = True
+        _lift(self.cancel_scope)
         return True
 
 
@@ -190,7 +199,7 @@ class RequestDeadline:
                 if message["type"] == "http.response.start":
                     started = True
                     # Once the answer has started, cutting it off would only truncate it.
-                    cancel_scope.shield = True
+                    _lift(cancel_scope)
                 await send(message)
 
             token = _current_deadline.set(_Deadline(cancel_scope))
