@@ -1,4 +1,4 @@
-"""How to bound sessions to pool connections: none, FastAPI's max_concurrency, or session slots.
+"""How to bound sessions to pool connections: none, FastAPI's max_concurrency, or database slots.
 
     .venv/bin/python -m bench.session_bound            # SQLite in a temporary directory
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1/DB .venv/bin/python -m bench.session_bound
@@ -26,14 +26,14 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from userbase.admission import database_slot
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION, build_engine
 from userbase.errors import install_error_handlers
-from userbase.session_slots import session_slot
 
 POOL = 5
 SLOW_SECONDS = 5.0
-VARIANTS = ("unbounded", "max_concurrency", "session_slots")
+VARIANTS = ("unbounded", "max_concurrency", "database_slots")
 
 
 def make_app() -> FastAPI:
@@ -48,7 +48,7 @@ def make_app() -> FastAPI:
 
     async def get_db_in_slot() -> AsyncIterator[Session]:
         # As userbase's get_db: the slot is taken on the event loop, before the session.
-        async with session_slot():
+        async with database_slot():
             with local() as db:
                 yield db
 
@@ -83,7 +83,7 @@ def make_app() -> FastAPI:
 
 def _serve(variant: str, database_url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BENCH_VARIANT": variant, "DATABASE_URL": database_url}
-    # session_slots reads the same settings as the engine.
+    # The database slots read the same settings as the engine.
     env |= {"USERBASE_POOL_SIZE": str(POOL), "USERBASE_MAX_OVERFLOW": "0"}
     env |= {"USERBASE_POOL_TIMEOUT": "2"}
     command = [sys.executable, "-m", "uvicorn", "--factory", "bench.session_bound:make_app"]

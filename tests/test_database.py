@@ -8,12 +8,13 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from tests.conftest import LiveServer, new_user
+from userbase import users
 from userbase.app import create_app
-from userbase.database import SessionDep, SessionLocal, engine, get_db
+from userbase.database import SessionDep, SessionLocal, engine
 from userbase.models import User
 
 
@@ -27,7 +28,6 @@ def test_session_local_is_the_tutorials_sessionmaker() -> None:
 
 
 def test_get_db_yields_a_session_and_closes_it() -> None:
-    assert get_db.__name__ == "get_db"
     app = create_app()
     seen: list[Session] = []
 
@@ -62,6 +62,43 @@ def test_each_request_gets_its_own_session_even_concurrently() -> None:
     assert statuses == [200] * 8
     assert len({id(session) for session in seen}) == 8
     assert all(not session.in_transaction() for session in seen)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def _user_count() -> int:
+    with SessionLocal() as session:
+        return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def _add_user(db: Session, name: str) -> None:
+    db.add(User(username=name, email=f"{name}@example.com", password_hash="!"))
+    db.flush()
+
+
+def test_get_db_commits_what_the_route_wrote_when_it_returns() -> None:
+    app = create_app()
+
+    @app.post("/test/write")
+    def write(db: SessionDep) -> None:
+        _add_user(db, "kept")
+
+    with TestClient(app) as client:
+        assert client.post("/test/write").status_code == 200
+    assert _user_count() == 1
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_get_db_rolls_back_when_the_route_raises_even_an_error_answered_as_4xx() -> None:
+    app = create_app()
+
+    @app.post("/test/write-then-404")
+    def write_then_404(db: SessionDep) -> None:
+        _add_user(db, "undone")
+        raise users.UserNotFound(42)
+
+    with TestClient(app) as client:
+        assert client.post("/test/write-then-404").status_code == 404
+    assert _user_count() == 0
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 

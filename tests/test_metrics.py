@@ -1,5 +1,7 @@
 """GET /metrics: Prometheus text, the pool and the hashing gauges, the optional bearer token."""
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +11,7 @@ import pytest
 
 from tests.conftest import LiveServer, new_user
 from tests.test_observe import metric
+from userbase.app import create_app
 from userbase.database import engine
 from userbase.security import hash_password
 
@@ -44,6 +47,30 @@ def test_pool_gauges_follow_the_connections_in_use(client: Any) -> None:
         held.close()
     assert in_use >= 1
     assert metric(client, "userbase_db_pool_checked_out") == in_use - 1
+
+
+def test_the_pool_is_one_set_of_gauges_however_many_apps_are_built(client: Any) -> None:
+    create_app()
+    create_app()
+    text = client.get("/metrics").text
+    for name in ("size", "checked_out", "overflow"):
+        assert text.count(f"\n# TYPE userbase_db_pool_{name} gauge") == 1, name
+        assert text.count(f"\nuserbase_db_pool_{name} ") == 1, name
+
+
+def test_metrics_can_be_imported_without_the_database() -> None:
+    # The pool is handed to metrics.py by the app; importing metrics makes no engine.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, userbase.metrics; print('userbase.database' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "False"
 
 
 def test_hashes_in_flight_counts_a_hash_while_it_runs(client: Any) -> None:

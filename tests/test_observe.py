@@ -1,4 +1,5 @@
-"""Every request: an X-Request-ID (taken or made), counted in /metrics, one access log line."""
+"""Every request: one X-Request-ID (taken or made; the audit trail's too), counted in /metrics,
+one access log line."""
 
 import re
 import time
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.accounts import bearer, signed_in_user
 from tests.conftest import LiveServer, new_user
 from userbase.app import create_app
 from userbase.database import SessionDep
@@ -26,7 +28,7 @@ def test_a_request_without_an_id_gets_a_fresh_one(client: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "request_id", ["abc", "3f2b8c1e-6a4d-4e0f-9b7a-2c1d0e9f8a7b", "01HZX3V6Q8.trace_7", "x" * 128]
+    "request_id", ["abc", "3f2b8c1e-6a4d-4e0f-9b7a-2c1d0e9f8a7b", "01HZX3V6Q8.trace_7", "x" * 64]
 )
 def test_a_valid_incoming_request_id_is_kept(client: Any, request_id: str) -> None:
     response = client.get("/users/", headers={"X-Request-ID": request_id})
@@ -35,11 +37,45 @@ def test_a_valid_incoming_request_id_is_kept(client: Any, request_id: str) -> No
 
 @pytest.mark.parametrize(
     "request_id",
-    [b"", b"x" * 129, b"has space", b"back\\slash", b"semi;colon", "é".encode(), b"a/b", b"<a>"],
+    [b"", b"x" * 65, b"has space", b"back\\slash", b"semi;colon", "é".encode(), b"a/b", b"<a>"],
 )
 def test_an_invalid_incoming_request_id_is_replaced(client: Any, request_id: bytes) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": request_id})
     assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
+
+
+def _audited_request_ids(client: Any, headers: dict[str, str]) -> tuple[str, str | None]:
+    """The X-Request-ID answered to a sign-up, and the request id of its user_created event."""
+    created = client.post("/users/", json=new_user("audited"), headers=headers)
+    assert created.status_code == 201, created.text
+    _, admin_token = signed_in_user(client, "admin", admin=True)
+    trail = client.get(
+        "/admin/events",
+        params={"user_id": created.json()["id"], "kind": "user_created"},
+        headers=bearer(admin_token),
+    ).json()
+    assert len(trail) == 1
+    return created.headers["x-request-id"], trail[0]["request_id"]
+
+
+def test_the_audit_trail_has_the_request_id_made_for_a_request_without_one(client: Any) -> None:
+    answered, audited = _audited_request_ids(client, {})
+    assert GENERATED_ID.fullmatch(answered)
+    assert audited == answered
+
+
+def test_an_overlong_request_id_is_replaced_in_the_answer_and_the_audit_trail_alike(
+    client: Any,
+) -> None:
+    answered, audited = _audited_request_ids(client, {"X-Request-ID": "r" * 100})
+    assert GENERATED_ID.fullmatch(answered)
+    assert audited == answered
+
+
+def test_a_valid_request_id_is_kept_in_the_answer_and_the_audit_trail_alike(client: Any) -> None:
+    request_id = "trace." + "0123456789abcdef" * 2 + "-_"  # 40 characters
+    assert len(request_id) == 40
+    assert _audited_request_ids(client, {"X-Request-ID": request_id}) == (request_id, request_id)
 
 
 def test_errors_carry_the_request_id_too(client: Any) -> None:

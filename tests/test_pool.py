@@ -1,39 +1,20 @@
-"""No pool or thread-pool stall: bounded waits for a session, /healthz throughout, sizes checked."""
+"""The pool: its readings, its size against the server's limit, idle connections checked.
+
+Waiting for a connection (database slots, bounded by the pool timeout): tests/test_admission.py.
+"""
 
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio.to_thread
-import httpx2 as httpx
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from tests.accounts import bearer, sign_up, token_for
-from tests.conftest import LiveServer
-from tests.locks import users_table_locked
 from userbase.config import Settings, get_settings
 from userbase.database import IDLE_PING_SECONDS, build_engine, engine
 from userbase.server_checks import NotEnoughConnections, check_capacity
-
-
-@pytest.fixture(scope="module")
-def two_session_server(database_url: str) -> Iterator[LiveServer]:
-    """Two sessions at most; a waiting request gives up after 2 s; statements may take 30 s."""
-    server = LiveServer(
-        database_url,
-        USERBASE_POOL_SIZE="2",
-        USERBASE_MAX_OVERFLOW="0",
-        USERBASE_POOL_TIMEOUT="2",
-        USERBASE_STATEMENT_TIMEOUT_MS="30000",
-        USERBASE_SQLITE_BUSY_TIMEOUT_MS="30000",
-    )
-    yield server
-    server.stop()
 
 
 def test_readyz_reports_the_pool_with_nothing_checked_out(client: Any) -> None:
@@ -45,59 +26,6 @@ def test_readyz_reports_the_pool_with_nothing_checked_out(client: Any) -> None:
 
 def test_default_pool_timeout_is_five_seconds() -> None:
     assert Settings().pool_timeout == 5
-
-
-def test_thread_pool_has_a_thread_for_every_session(client: Any) -> None:
-    async def tokens() -> float:
-        return anyio.to_thread.current_default_thread_limiter().total_tokens
-
-    assert client.portal.call(tokens) >= get_settings().max_sessions
-
-
-@pytest.mark.live
-def test_with_every_session_busy_a_request_waits_pool_timeout_then_503(
-    two_session_server: LiveServer, database_url: str
-) -> None:
-    url = two_session_server.url
-    with (
-        httpx.Client(base_url=url, timeout=60) as client,
-        ThreadPoolExecutor(2) as pool,
-    ):
-        # Writes that hash no password: requests that hash take at most half the sessions
-        # (hashing_turns.py), and this test needs both held.
-        ids = [sign_up(client, n)["id"] for n in (1, 2)]
-        tokens = [token_for(client, f"user{n}") for n in (1, 2)]
-        with users_table_locked(database_url):
-            writes = [
-                pool.submit(
-                    client.patch, f"/users/{i}", json={"display_name": "x"}, headers=bearer(t)
-                )
-                for i, t in zip(ids, tokens, strict=True)
-            ]
-            time.sleep(0.5)  # both sessions are now held, waiting on the lock
-            probes: list[float] = []
-            with ThreadPoolExecutor(1) as prober:
-                started = time.monotonic()
-                waiting = prober.submit(client.get, "/users/")
-                while not waiting.done():
-                    probe_started = time.monotonic()
-                    assert client.get("/healthz").status_code == 200
-                    probes.append(time.monotonic() - probe_started)
-                    time.sleep(0.1)
-                waited = waiting.result()
-                wait_time = time.monotonic() - started
-            # The queued request gave up; nothing else changed.
-            assert all(not w.done() for w in writes)
-        statuses = [w.result().status_code for w in writes]
-
-    assert waited.status_code == 503
-    assert waited.headers["content-type"] == "application/problem+json"
-    assert waited.headers["retry-after"]
-    assert len(probes) >= 10  # /healthz answered all along the 2 s wait
-    assert max(probes) < 0.5
-    assert 1.9 < wait_time < 3.5  # USERBASE_POOL_TIMEOUT=2
-    assert statuses == [200, 200]
-    assert httpx.get(f"{url}/readyz").json()["pool"]["checked_out"] == 0
 
 
 @pytest.mark.engines("postgresql", "mariadb")

@@ -20,22 +20,22 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 
 from userbase import __version__, mail
+from userbase.admission import RequestDeadline, size_thread_pool
 from userbase.body_limit import BodySizeLimit
 from userbase.clock import CLOCK, RESYNC_SECONDS, WARN_ABOVE_SECONDS
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
-from userbase.deadline import RequestDeadline
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
 from userbase.memory import release_free_memory, share_one_heap, tune_garbage_collector
+from userbase.metrics import register_pool
 from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 from userbase.schema import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
-from userbase.session_slots import size_thread_pool
 from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
@@ -205,6 +205,7 @@ def create_app() -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
+    register_pool(engine)
     # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
     _add_routes(
         app,

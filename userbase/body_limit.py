@@ -3,7 +3,7 @@
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from userbase.errors import problem
+from userbase.problem import problem
 
 
 class BodySizeLimit:

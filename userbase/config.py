@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # PostgreSQL statement_timeout, MariaDB max_statement_time: the server cancels a statement
     # running longer and the request answers 503. 0 switches it off.
     statement_timeout_ms: int = Field(default=5000, ge=0)
-    # A request that has not started its answer after this long gets 504 (see deadline.py).
+    # A request that has not started its answer after this long gets 504 (see admission.py).
     # Above pool_timeout + statement_timeout, so those answer first with their precise 503.
     request_timeout: float = Field(default=15.0, gt=0)
     # On SIGTERM, in-flight requests get this long to finish (`userbase serve`); above

@@ -15,10 +15,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from userbase.admission import claim_commit, database_slot
 from userbase.config import Settings, get_settings
-from userbase.deadline import claim_commit
 from userbase.refusals import Refusal
-from userbase.session_slots import session_slot
 
 # Methods that never write: their transactions may begin lazily (SQLite: deferred BEGIN).
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -167,40 +166,64 @@ def _read_engine(engine: Engine, settings: Settings) -> tuple[Engine, bool]:
 
 
 read_engine, _READS_END_WITHOUT_IO = _read_engine(engine, get_settings())
+# The engine whose sessions commit on the event loop: reads' where that needs no I/O, else none.
+_COMMITS_ON_THE_LOOP = read_engine if _READS_END_WITHOUT_IO else None
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
     """One session per request: yield it, commit if the route returned, roll back if it raised.
 
-    The session is opened on the event loop (that touches no database: the connection is taken
-    at the first statement, in the route's thread) and its database work runs in a worker
-    thread, so the event loop never waits on the database. A read's session ends on the loop
-    when that costs no round trip (see _read_engine); a write's commit first claims the request
-    deadline (deadline.py), so a request that ran out of time rolls back instead.
+    The tutorial's steps, inside a database slot (admission.py) that bounds the sessions open at
+    once to the connections the pool can lend.
     """
-    read_only = request.method in READ_ONLY_METHODS
-    async with session_slot():
-        db = SessionLocal(bind=read_engine) if read_only else SessionLocal()
+    async with database_slot():
+        db = _open_session(request)
         try:
-            try:
-                yield db
-            except Refusal:
-                claim_commit()
-                await run_in_threadpool(db.commit)
-                raise
-            if read_only and _READS_END_WITHOUT_IO:
-                db.commit()
-            else:
-                claim_commit()
-                await run_in_threadpool(db.commit)
+            yield db
         except Refusal:
+            # Refused, but what the refusal counted and recorded must outlive it (refusals.py).
+            await _commit(db)
             raise
         except BaseException:
-            await run_in_threadpool(_roll_back_and_close, db)
+            await _roll_back(db)
             raise
+        else:
+            await _commit(db)
         finally:
             # After a commit or rollback the connection is back in the pool: no I/O here.
             db.close()
+
+
+def _open_session(request: Request) -> Session:
+    """A read's session on the read engine (see _read_engine), a write's on the engine.
+
+    Opened on the event loop: that touches no database (the connection is taken at the first
+    statement, in the route's worker thread).
+    """
+    if request.method in READ_ONLY_METHODS:
+        return SessionLocal(bind=read_engine)
+    return SessionLocal()
+
+
+async def _commit(db: Session) -> None:
+    """Commit on the event loop when that costs no round trip (a read, see _read_engine); else
+    claim the request deadline first (admission.claim_commit: past it, roll back and answer 504)
+    and commit in a worker thread, so the event loop never waits on the database. A commit that
+    fails is rolled back."""
+    try:
+        if db.bind is _COMMITS_ON_THE_LOOP:
+            db.commit()
+        else:
+            claim_commit()
+            await run_in_threadpool(db.commit)
+    except BaseException:
+        await _roll_back(db)
+        raise
+
+
+async def _roll_back(db: Session) -> None:
+    """Roll back and close in a worker thread: both may wait on the database."""
+    await run_in_threadpool(_roll_back_and_close, db)
 
 
 def _roll_back_and_close(db: Session) -> None:
@@ -211,7 +234,7 @@ def _roll_back_and_close(db: Session) -> None:
 
 
 # scope="function": get_db exits (and commits) before the response is sent, so a client that
-# got 201 can read the row at once. Its session slot (session_slots.py): a request waits for a
+# got 201 can read the row at once. Its database slot (admission.py): a request waits for a
 # session without holding a worker thread, at most pool_timeout, and never holds one the pool
 # cannot back with a connection; the tutorial's recipe deadlocks at 100 concurrent requests.
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]

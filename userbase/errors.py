@@ -1,8 +1,11 @@
-"""RFC 9457 problem details: the one place where exceptions become error responses."""
+"""The one place where exceptions become error responses (RFC 9457 problem+json, problem.py).
+
+app.py installs these handlers; the rest of userbase raises its exceptions (domain ones stay in
+the domain) and builds a problem response, when it answers one itself, with problem.py.
+"""
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
@@ -17,45 +20,14 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from userbase import accounts, auth, mail_links, users
+from userbase.admission import HashingBusy
 from userbase.db_errors import is_database_unavailable
-from userbase.hashing_turns import HashingBusy
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
-from userbase.responses import dumps
-from userbase.schemas import Problem
+from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
 from userbase.throttle import StoreUnavailable
 
 logger = logging.getLogger("userbase.errors")
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-# How long a client should wait before retrying when the database is unavailable.
-RETRY_AFTER_SECONDS = "2"
-
-
-class ProblemResponse(Response):
-    media_type = PROBLEM_MEDIA_TYPE
-
-
-def problem(
-    status: int,
-    detail: str,
-    *,
-    instance: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    errors: Sequence[Mapping[str, Any]] | None = None,
-) -> ProblemResponse:
-    """A problem+json response; `title` is the status phrase, as RFC 9457 asks for about:blank."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if instance is not None:
-        body["instance"] = instance
-    if errors is not None:
-        body["errors"] = list(errors)
-    return ProblemResponse(dumps(body), status_code=status, headers=headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -164,11 +136,6 @@ _STATUS_OF: dict[type[Exception], int] = {
     users.StaleVersion: 412,
     auth.LoginThrottled: 429,
     mail_links.RateLimited: 429,
-}
-# For the OpenAPI document: routes list the problems they can answer with.
-PROBLEM_RESPONSE: dict[str, Any] = {
-    "model": Problem,
-    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
 
 

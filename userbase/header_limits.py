@@ -6,7 +6,7 @@ Content-Length; it accepts headers of any total size and any byte above 0x7f.
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from userbase.errors import problem
+from userbase.problem import problem
 
 
 class HeaderLimits:

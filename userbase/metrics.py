@@ -4,6 +4,7 @@ Each worker process keeps its own counters: with `--workers N`, scrape every wor
 worker per container); prometheus-client's multiprocess mode is not set up.
 """
 
+import functools
 from collections.abc import Iterator
 
 from prometheus_client import (
@@ -17,6 +18,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 
 REGISTRY = CollectorRegistry()
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -64,16 +66,23 @@ _POOL_READINGS = (
 
 
 class PoolCollector(Collector):
-    """The database connection pool, read when scraped (nothing to update on the hot path)."""
+    """A connection pool, read when scraped (nothing to update on the hot path)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        from userbase.database import engine
-
-        pool = engine.pool
+        # engine.pool, not a pool kept from before: Engine.dispose() puts a new pool in its place.
+        pool = self._engine.pool
         for name, reading, help_text in _POOL_READINGS:
             reader = getattr(pool, reading, None)
             if callable(reader):  # SQLAlchemy's QueuePool has all three; other pools may not
                 yield GaugeMetricFamily(f"userbase_db_pool_{name}", help_text, value=reader())
 
 
-REGISTRY.register(PoolCollector())
+# Cached: create_app registers the pool each time it builds an app (tests build several), and a
+# collector registered twice would print every pool gauge twice.
+@functools.cache
+def register_pool(engine: Engine) -> None:
+    """Expose `engine`'s pool as the userbase_db_pool_* gauges (once per engine)."""
+    REGISTRY.register(PoolCollector(engine))

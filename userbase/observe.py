@@ -15,9 +15,11 @@ from userbase.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 access_logger = logging.getLogger("userbase.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
-# An incoming X-Request-ID is kept only when it is 1 to 128 letters, digits, '-', '_' or '.':
-# enough for UUIDs, ULIDs and hex trace ids, and nothing that could forge a log line or a header.
-REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+# An incoming X-Request-ID is kept only when it is 1 to 64 letters, digits, '-', '_' or '.':
+# enough for UUIDs, ULIDs and hex trace ids, nothing that could forge a log line or a header, and
+# no longer than the audit trail's column (models.SecurityEvent.request_id), so the id a client
+# reads in the answer is the one its request's audit events carry.
+REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 # Any other method is counted as "other", so a client cannot create unbounded metric series.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
@@ -66,8 +68,9 @@ class ObserveRequests:
             await self.app(scope, receive, send)
             return
         request_id = incoming_request_id(scope) or secrets.token_hex(16)
-        # Never reset: the task ends with the request, and the 500 handler, which runs outside
-        # this middleware (Starlette's ServerErrorMiddleware), still reads it.
+        # The request's one id: log lines, the audit trail (routers/dependencies.py) and the 500
+        # handler read it here. Never reset: the task ends with the request, and the 500
+        # handler, which runs outside this middleware (ServerErrorMiddleware), still reads it.
         request_id_var.set(request_id)
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500  # what the client gets if the app raises before starting a response

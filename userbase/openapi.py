@@ -5,9 +5,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+from userbase.problem import PROBLEM_RESPONSE
 
-# Any operation: header_limits.py (400, 431) and deadline.py (504).
+_PROBLEM = PROBLEM_RESPONSE["content"]
+
+# Any operation: header_limits.py (400, 431) and admission.py's request deadline (504).
 _EVERY_OPERATION = {
     "400": "A header value is not UTF-8, or the body cannot be decoded.",
     "431": "The request headers are too large.",

@@ -1,4 +1,4 @@
-"""What crosses the wire: request bodies, response shapes and the problem document."""
+"""What crosses the wire: request bodies and response shapes (the problem document: problem.py)."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -213,16 +213,3 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires.")
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, the body of every error."""
-
-    type: str = Field(default="about:blank", examples=["about:blank"])
-    title: str = Field(examples=["Not Found"])
-    status: int = Field(examples=[404])
-    detail: str = Field(examples=["No user with id 42."])
-    instance: str | None = Field(default=None, examples=["/users/42"])
-    errors: list[dict[str, Any]] | None = Field(
-        default=None, description="For validation errors: one entry per bad field."
-    )

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from userbase import audit
 from userbase.audit import EventKind
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE as PROBLEM
+from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import AdminDep
 from userbase.schemas import SecurityEventOut

@@ -7,10 +7,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from starlette.responses import Response
 
 from userbase import auth, mail_links, users
+from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE as PROBLEM
-from userbase.hashing_turns import HASHING_TURN
+from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import PrincipalDep, RequestContextDep
 from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, TokenOut

@@ -1,7 +1,7 @@
-"""Annotated dependencies shared by routers: the signed-in user and the client's address."""
+"""Annotated dependencies shared by routers: the signed-in user, the client's address, the
+request's context for the audit trail."""
 
 import logging
-import re
 from datetime import datetime
 from typing import Annotated
 
@@ -11,12 +11,13 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import SQLAlchemyError
 
 from userbase import auth
+from userbase.admission import database_slot
 from userbase.audit import RequestContext
 from userbase.client_address import client_address
 from userbase.config import get_settings
 from userbase.database import READ_ONLY_METHODS, SessionDep, SessionLocal
+from userbase.logs import request_id_var
 from userbase.permissions import ensure_admin
-from userbase.session_slots import session_slot
 
 logger = logging.getLogger("userbase.auth")
 
@@ -64,7 +65,7 @@ async def _resolve(
 async def _record_use_after_answer(token_id: int, used_at: datetime) -> None:
     try:
         # A slot like any request's session, so the pool always backs the sessions in use.
-        async with session_slot():
+        async with database_slot():
             await run_in_threadpool(_record_use, token_id, used_at)
     except (SQLAlchemyError, OSError) as exc:  # bookkeeping: a busy or absent database skips it
         logger.warning("token last use not recorded: %s", type(exc).__name__)
@@ -83,16 +84,12 @@ async def get_client_address(request: Request) -> str:
     )
 
 
-# What a request id may look like when a client or proxy sends one (else we do not record it).
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
 async def get_request_context(request: Request, address: "ClientAddress") -> RequestContext:
-    request_id = getattr(request.state, "request_id", None) or request.headers.get("x-request-id")
     return RequestContext(
         client_address=address,
         user_agent=request.headers.get("user-agent"),
-        request_id=request_id if request_id and _REQUEST_ID.match(request_id) else None,
+        # The id ObserveRequests took or made, which the response carries in X-Request-ID.
+        request_id=request_id_var.get(),
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from userbase.database import SQLITE_BEGIN_OPTION, engine
-from userbase.errors import RETRY_AFTER_SECONDS, problem
+from userbase.problem import RETRY_AFTER_SECONDS, problem
 from userbase.redis_client import redis_client
 from userbase.responses import JSONBytes
 

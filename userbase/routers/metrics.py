@@ -7,8 +7,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from userbase.config import get_settings
-from userbase.errors import problem
 from userbase.metrics import REGISTRY
+from userbase.problem import problem
 
 # Outside the OpenAPI document: it is for the scraper, and its token is not a user's.
 router = APIRouter(include_in_schema=False)

@@ -8,8 +8,8 @@ from starlette.responses import Response
 
 from userbase import accounts, auth, users
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE as PROBLEM
 from userbase.permissions import ensure_can_manage
+from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import AdminDep, PrincipalDep, RequestContextDep
 from userbase.schemas import LockoutOut, SignIn, SignInOut, shaped

@@ -17,11 +17,11 @@ from pydantic import (
 from starlette.responses import Response
 
 from userbase import accounts, users
+from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE as PROBLEM
-from userbase.hashing_turns import HASHING_TURN
 from userbase.permissions import Forbidden
+from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import (
     AdminDep,
