@@ -25,7 +25,7 @@ from tests.conftest import LiveServer, _free_port, new_user, stop_process
 from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine
-from userbase.schema import upgrade_to_head
+from userbase.schema_revision import upgrade_to_head
 
 pytestmark = pytest.mark.engines("postgresql")
 

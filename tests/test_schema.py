@@ -12,7 +12,7 @@ from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine, engine
 from userbase.models import Base
-from userbase.schema import (
+from userbase.schema_revision import (
     SCHEMA_HEAD,
     SchemaBehind,
     current_revision,
@@ -33,7 +33,8 @@ def test_schema_head_names_the_newest_migration() -> None:
 def test_a_server_start_at_head_does_not_import_alembic() -> None:
     code = (
         "import sys; from userbase.app import app; from userbase.database import engine; "
-        "from userbase.schema import ensure_schema; ensure_schema(engine, auto_migrate=False); "
+        "from userbase.schema_revision import ensure_schema; "
+        "ensure_schema(engine, auto_migrate=False); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'redis')))"
     )
     done = subprocess.run(

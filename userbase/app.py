@@ -32,7 +32,7 @@ from userbase.memory import release_free_memory, share_one_heap, tune_garbage_co
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
-from userbase.schema import ensure_schema
+from userbase.schema_revision import ensure_schema
 from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.session_slots import size_thread_pool
 

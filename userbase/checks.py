@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION
-from userbase.schema import current_revision, head_revision
+from userbase.schema_revision import current_revision, head_revision
 
 Status = Literal["ok", "warn", "fail"]
 

@@ -54,7 +54,7 @@ def migrate() -> None:
     Example: DATABASE_URL=postgresql+psycopg://app@db/app userbase migrate
     """
     from userbase.database import engine
-    from userbase.schema import current_revision, upgrade_to_head
+    from userbase.schema_revision import current_revision, upgrade_to_head
 
     upgrade_to_head(engine)
     console.print(f"schema at revision {current_revision(engine)}")
@@ -106,7 +106,7 @@ def _ensure_schema() -> None:
     """Upgrade the embedded default, or exit 1 when a server database is behind the code."""
     from userbase.config import get_settings
     from userbase.database import engine
-    from userbase.schema import SchemaBehind, ensure_schema
+    from userbase.schema_revision import SchemaBehind, ensure_schema
 
     try:
         ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
