@@ -18,7 +18,7 @@ from tests.conftest import LiveServer
 from tests.locks import users_table_locked
 from userbase.config import Settings, get_settings
 from userbase.database import IDLE_PING_SECONDS, build_engine, engine
-from userbase.server_checks import NotEnoughConnections, check_capacity
+from userbase.readiness import NotFitToServe, ensure_fit_to_serve
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +102,10 @@ def test_with_every_session_busy_a_request_waits_pool_timeout_then_503(
 
 @pytest.mark.engines("postgresql", "mariadb")
 def test_start_up_refuses_more_connections_than_the_server_allows(database_url: str) -> None:
-    with pytest.raises(NotEnoughConnections, match="lower WORKERS") as refused:
-        check_capacity(engine, get_settings(), workers=1000)
+    with pytest.raises(NotFitToServe, match="lower WORKERS") as refused:
+        ensure_fit_to_serve(engine, get_settings(), workers=1000)
     assert "max_connections" in str(refused.value)
-    check_capacity(engine, get_settings(), workers=1)
+    ensure_fit_to_serve(engine, get_settings(), workers=1)
 
     served = subprocess.run(
         [sys.executable, "-m", "userbase", "serve", "--port", "1", "--workers", "1000"],

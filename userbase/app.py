@@ -31,9 +31,8 @@ from userbase.logs import configure_logging
 from userbase.memory import release_free_memory, share_one_heap, tune_garbage_collector
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
+from userbase.readiness import ensure_fit_to_serve, warn_about_durability
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
-from userbase.schema_revision import ensure_schema
-from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.session_slots import size_thread_pool
 
 logger = logging.getLogger("userbase")
@@ -98,9 +97,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         share_one_heap()  # before the first worker thread starts (memory.py)
     size_thread_pool()
     configure_logging(settings)
-    await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
-    await run_in_threadpool(check_capacity, engine, settings, workers=1)
+    await run_in_threadpool(ensure_fit_to_serve, engine, settings, workers=1)
     await run_in_threadpool(warn_about_durability, engine)
     await run_in_threadpool(_synchronize_clock)
     if not settings.smtp_url:
