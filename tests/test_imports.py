@@ -8,7 +8,7 @@ at import time still is one.
 import grimp
 import pytest
 
-# The circles issue 15 is removing in parallel. Removed when issue 15 lands: then
+# The circle issue 15 is removing in parallel. Removed when issue 15 lands: then
 # test_userbase_has_no_import_circle passes, and its xfail mark and this list go.
 KNOWN_CIRCLES = [
     frozenset(
@@ -16,15 +16,13 @@ KNOWN_CIRCLES = [
             "userbase.database",
             "userbase.deadline",
             "userbase.errors",
-            "userbase.users",
+            "userbase.accounts",
             "userbase.auth",
-            "userbase.lifecycle",
-            "userbase.permissions",
+            "userbase.mail_links",
             "userbase.security",
             "userbase.metrics",
         }
     ),
-    frozenset({"userbase.cli", "userbase.cli_accounts"}),
 ]
 
 
@@ -54,8 +52,8 @@ def _describe(chains: list[tuple[str, ...]]) -> str:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="removed when issue 15 lands: database -> deadline -> errors -> users/auth/lifecycle/"
-    "permissions -> security -> metrics -> database, and cli <-> cli_accounts",
+    reason="removed when issue 15 lands: database -> deadline -> errors -> accounts/auth/"
+    "mail_links -> security -> metrics -> database",
 )
 def test_userbase_has_no_import_circle() -> None:
     chains = list(import_circles().values())

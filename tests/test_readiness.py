@@ -14,11 +14,13 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import LiveServer
 from tests.databases import create_database
+from tests.test_clock import userbase_under_skew
 from userbase import readiness
 from userbase.config import Settings, get_settings
 from userbase.database import build_engine, engine
 from userbase.readiness import (
     BUDGET,
+    CLOCK,
     DATABASE,
     DURABILITY_SETTINGS,
     REDIS,
@@ -29,6 +31,7 @@ from userbase.readiness import (
     database_reachable,
     durability,
     ensure_fit_to_serve,
+    host_clock,
     probes,
     redis_reachable,
     run_checks,
@@ -70,6 +73,7 @@ def test_every_check_of_the_test_database_is_ok() -> None:
         DATABASE,
         SCHEMA,
         BUDGET,
+        CLOCK,
         *(f"durability: {setting.name}" for setting in settings),
     ]
 
@@ -199,6 +203,21 @@ def test_with_pgbouncer_set_a_large_pool_passes_the_check_and_starts(database_ur
         assert httpx.get(f"{server.url}/readyz").status_code == 200
     finally:
         server.stop()
+
+
+def test_a_database_on_this_host_keeps_its_time() -> None:
+    check = host_clock(engine)
+    assert check.status == "ok"
+    assert check.detail.endswith(" the database's")
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_a_host_clock_ten_minutes_ahead_is_a_warning_of_userbase_check() -> None:
+    checked = userbase_under_skew("+10m", "check")
+    assert checked.returncode == 0, checked.stdout  # a warning, not a failure
+    line = next(x for x in checked.stdout.splitlines() if CLOCK in x)
+    assert " warn " in line
+    assert "ahead of" in line
 
 
 @pytest.mark.engines("postgresql")

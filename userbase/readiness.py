@@ -14,6 +14,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine, text
 
+from userbase.clock import WARN_ABOVE_SECONDS, measure_offset
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION
 from userbase.redis_client import redis_client
@@ -26,6 +27,7 @@ Status = Literal["ok", "warn", "fail"]
 DATABASE = "database reachable"
 SCHEMA = "schema at head"
 BUDGET = "connection budget"
+CLOCK = "host clock"
 REDIS = "redis reachable"
 DURABILITY = "durability: "
 
@@ -51,12 +53,14 @@ class NotFitToServe(RuntimeError):
 
 def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Check]:
     """Every check, for `userbase check`: the database answers, its schema is at head, the
-    connections fit, commits are durable; and Redis answers, when it is configured."""
+    connections fit, this host's clock agrees with it, commits are durable; and Redis answers,
+    when it is configured."""
     reachable = database_reachable(engine)
     yield reachable
     if reachable.status == "ok":
         yield _guarded(SCHEMA, partial(schema_at_head, engine))
         yield _guarded(BUDGET, partial(connection_budget, engine, settings, workers))
+        yield _guarded(CLOCK, partial(host_clock, engine))
         yield from durability(engine)
     redis = redis_reachable()
     if redis is not None:
@@ -183,6 +187,16 @@ def connection_budget(engine: Engine, settings: Settings, workers: int) -> Check
     if needed > usable * _BUDGET_WARN_SHARE:
         return Check(BUDGET, "warn", f"{detail}: little room for anything else")
     return Check(BUDGET, "ok", detail)
+
+
+def host_clock(engine: Engine) -> Check:
+    """This host's clock against the database's, which userbase keeps time by (clock.py): off
+    by more than WARN_ABOVE_SECONDS, the host needs NTP (start-up warns HOST CLOCK OFF too)."""
+    offset = measure_offset(engine).total_seconds()
+    detail = f"{abs(offset):.3f} s {'behind' if offset > 0 else 'ahead of'} the database's"
+    if abs(offset) > WARN_ABOVE_SECONDS:
+        return Check(CLOCK, "warn", f"{detail}: fix this host's clock (NTP)")
+    return Check(CLOCK, "ok", detail)
 
 
 def _usable_connections(connection: Connection) -> tuple[int, str]:
