@@ -51,7 +51,7 @@ test-e2e: $(VENV)/.installed-e2e
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	$(BIN)/python -m pytest e2e --db=sqlite
 
-## ruff, ruff format --check, mypy --strict.
+## ruff, ruff format --check, mypy --strict, lint-imports (layers, no import circles).
 check: install-dev
 	scripts/check
 
@@ -76,4 +76,4 @@ bench-quick: $(VENV)/.installed-bench wrk
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache userbase.db*
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache userbase.db*

@@ -81,7 +81,7 @@ def database_url() -> str:
 @pytest.fixture(scope="session", autouse=True)
 def _migrated() -> None:
     from userbase.database import engine
-    from userbase.schema import upgrade_to_head
+    from userbase.schema_revision import upgrade_to_head
 
     upgrade_to_head(engine)
 

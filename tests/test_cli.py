@@ -18,7 +18,7 @@ def stored(username: str) -> User | None:
 
 def test_migrate_reports_the_head_revision() -> None:
     from userbase.database import engine
-    from userbase.schema import head_revision
+    from userbase.schema_revision import head_revision
 
     result = runner.invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output

@@ -34,30 +34,3 @@ def test_redoc_page_is_offline_too(client: Any) -> None:
 def test_openapi_lists_the_users_routes(client: Any) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/users/", "/users/{user_id}", "/healthz", "/readyz"} <= set(paths)
-
-
-def test_the_app_serves_the_operations_include_router_would(client: Any) -> None:
-    """create_app() adds the routers' routes directly (app._add_routes, for speed); the same
-    routers included the usual way give the same operations, tags and parameters."""
-    from fastapi import FastAPI
-
-    from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
-
-    included = FastAPI()
-    for module in (sign_ins, users, auth, admin, pages, health, metrics):
-        included.include_router(module.router)
-
-    def operations(document: dict[str, Any]) -> dict[tuple[str, str], Any]:
-        return {
-            (path, method): (
-                operation["operationId"],
-                operation.get("tags"),
-                operation.get("parameters"),
-                operation.get("requestBody"),
-            )
-            for path, item in document["paths"].items()
-            for method, operation in item.items()
-        }
-
-    served = client.get("/openapi.json").json()
-    assert operations(served) == operations(included.openapi())

@@ -25,7 +25,8 @@ from tests.conftest import LiveServer, _free_port, new_user, stop_process
 from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine
-from userbase.schema import upgrade_to_head
+from userbase.readiness import run_checks
+from userbase.schema_revision import upgrade_to_head
 
 pytestmark = pytest.mark.engines("postgresql")
 
@@ -156,6 +157,21 @@ def test_a_live_server_behind_pgbouncer_serves_parallel_creates_sign_ins_and_lis
             assert len(client.get("/users/", params={"limit": 1000}).json()) == PARALLEL
     finally:
         server.stop()
+
+
+def test_every_readiness_check_passes_through_pgbouncer_with_pools_larger_than_postgresql(
+    pgbouncer: PgBouncer,
+) -> None:
+    """PostgreSQL's max_connections (100) limits PgBouncer's pools, not userbase's 4 x 400."""
+    settings = Settings(database_url=pgbouncer.url, pgbouncer=True, pool_size=200, max_overflow=200)
+    engine = build_engine(settings)
+    try:
+        checks = list(run_checks(engine, settings, workers=4))
+    finally:
+        engine.dispose()
+    assert {check.status for check in checks} == {"ok"}, checks
+    budget = next(check for check in checks if check.name == "connection budget")
+    assert "1600 connections to PgBouncer" in budget.detail
 
 
 def test_without_the_setting_pgbouncer_refuses_our_connections(pgbouncer: PgBouncer) -> None:

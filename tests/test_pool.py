@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from userbase.config import Settings, get_settings
 from userbase.database import IDLE_PING_SECONDS, build_engine, engine
-from userbase.server_checks import NotEnoughConnections, check_capacity
+from userbase.readiness import NotFitToServe, ensure_fit_to_serve
 
 
 def test_readyz_reports_the_pool_with_nothing_checked_out(client: Any) -> None:
@@ -30,10 +30,10 @@ def test_default_pool_timeout_is_five_seconds() -> None:
 
 @pytest.mark.engines("postgresql", "mariadb")
 def test_start_up_refuses_more_connections_than_the_server_allows(database_url: str) -> None:
-    with pytest.raises(NotEnoughConnections, match="lower WORKERS") as refused:
-        check_capacity(engine, get_settings(), workers=1000)
+    with pytest.raises(NotFitToServe, match="lower WORKERS") as refused:
+        ensure_fit_to_serve(engine, get_settings(), workers=1000)
     assert "max_connections" in str(refused.value)
-    check_capacity(engine, get_settings(), workers=1)
+    ensure_fit_to_serve(engine, get_settings(), workers=1)
 
     served = subprocess.run(
         [sys.executable, "-m", "userbase", "serve", "--port", "1", "--workers", "1000"],

@@ -51,7 +51,7 @@ def test_importing_problem_loads_no_other_userbase_module() -> None:
         text=True,
         check=True,
     ).stdout
-    assert loaded.strip() == "['userbase', 'userbase.problem', 'userbase.responses']"
+    assert loaded.strip() == "['userbase', 'userbase.problem']"
 
 
 def test_the_openapi_document_describes_the_problem_shape(client: Any) -> None:

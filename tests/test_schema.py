@@ -12,13 +12,8 @@ from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine, engine
 from userbase.models import Base
-from userbase.schema import (
-    SCHEMA_HEAD,
-    SchemaBehind,
-    current_revision,
-    ensure_schema,
-    head_revision,
-)
+from userbase.readiness import NotFitToServe, ensure_schema
+from userbase.schema_revision import SCHEMA_HEAD, current_revision, head_revision
 
 
 def test_the_test_database_is_at_head() -> None:
@@ -33,7 +28,9 @@ def test_schema_head_names_the_newest_migration() -> None:
 def test_a_server_start_at_head_does_not_import_alembic() -> None:
     code = (
         "import sys; from userbase.app import app; from userbase.database import engine; "
-        "from userbase.schema import ensure_schema; ensure_schema(engine, auto_migrate=False); "
+        "from userbase.config import get_settings; from userbase import readiness; "
+        "readiness.ensure_fit_to_serve(engine, get_settings(), workers=1); "
+        "readiness.warn_about_durability(engine); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'redis')))"
     )
     done = subprocess.run(
@@ -69,7 +66,7 @@ def test_embedded_sqlite_upgrades_itself_on_start() -> None:
     fresh_engine = build_engine(settings)
     try:
         assert settings.should_auto_migrate
-        ensure_schema(fresh_engine, auto_migrate=settings.should_auto_migrate)
+        ensure_schema(fresh_engine, settings)
         assert current_revision(fresh_engine) == head_revision(fresh_engine)
     finally:
         fresh_engine.dispose()
@@ -83,8 +80,8 @@ def test_a_server_database_behind_head_refuses_to_start(db_engine_name: str) -> 
     fresh_engine = build_engine(settings)
     try:
         assert not settings.should_auto_migrate
-        with pytest.raises(SchemaBehind, match="userbase migrate"):
-            ensure_schema(fresh_engine, auto_migrate=False)
+        with pytest.raises(NotFitToServe, match="userbase migrate"):
+            ensure_schema(fresh_engine, settings)
         assert current_revision(fresh_engine) is None
 
         served = subprocess.run(

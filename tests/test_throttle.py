@@ -13,7 +13,7 @@ from tests.accounts import PASSWORD, sign_in, sign_up
 from tests.conftest import LiveServer
 from userbase.config import get_settings
 from userbase.redis_client import redis_client
-from userbase.throttle import get_throttle
+from userbase.throttle_store import get_throttle
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -20,7 +20,8 @@ from userbase.models import User, utcnow
 from userbase.permissions import ensure_admin, ensure_can_manage, ensure_may_change
 from userbase.refusals import Refusal
 from userbase.security import hash_password, hash_passwords
-from userbase.throttle import Limit, get_throttle
+from userbase.throttle import Limit
+from userbase.throttle_store import get_throttle
 from userbase.users import Account
 
 SIGN_UP_WINDOW = timedelta(hours=1)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -33,9 +33,8 @@ from userbase.metrics import register_pool
 from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
+from userbase.readiness import ensure_fit_to_serve, warn_about_durability
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
-from userbase.schema import ensure_schema
-from userbase.server_checks import check_capacity, warn_about_durability
 from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
@@ -115,9 +114,8 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         share_one_heap()  # before the first worker thread starts (memory.py)
     size_thread_pool()
     configure_logging(settings)
-    await run_in_threadpool(ensure_schema, engine, auto_migrate=settings.should_auto_migrate)
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
-    await run_in_threadpool(check_capacity, engine, settings, workers=1)
+    await run_in_threadpool(ensure_fit_to_serve, engine, settings, workers=1)
     await run_in_threadpool(warn_about_durability, engine)
     await run_in_threadpool(_synchronize_clock)
     if not settings.smtp_url:
@@ -176,21 +174,6 @@ def _add_offline_docs(app: FastAPI) -> None:
         return page
 
 
-def _add_routes(app: FastAPI, *routers: APIRouter) -> None:
-    """Put the routers' routes into the app's own route list, in order.
-
-    `include_router` adds each router as a branch resolved at request time (FastAPI 0.163's
-    lazily included routers), and a request is then matched against a branch's routes twice,
-    with scope bookkeeping around every route it tries: 22 of the 84 µs of a `/healthz` call,
-    8% of a `GET /users/{id}` (`python -m bench.in_process`, docs/performance.md). Our
-    routers carry their own prefix and tags and the include adds nothing to them, so their
-    routes can join the app as they are; tests/test_docs.py checks that the operations are the
-    ones `include_router` would give.
-    """
-    for router in routers:
-        app.router.routes.extend(router.routes)
-
-
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
@@ -207,8 +190,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     register_pool(engine)
     # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
-    _add_routes(
-        app,
+    for router in (
         sign_ins.router,
         users.router,
         auth.router,
@@ -216,7 +198,8 @@ def create_app() -> FastAPI:
         pages.router,
         health.router,
         metrics.router,
-    )
+    ):
+        app.include_router(router)
     _add_offline_docs(app)
     document_common_responses(app)
     # The last one added runs first: ObserveRequests sees every request, preflights included.

@@ -26,7 +26,8 @@ from userbase.security import (
     verify_password,
     verify_password_or_dummy,
 )
-from userbase.throttle import Limit, account_key, address_key, get_throttle, login_limits
+from userbase.throttle import Limit, account_key, address_key, login_limits
+from userbase.throttle_store import get_throttle
 from userbase.users import ACCOUNT_COLUMNS, Account
 
 # last_used_at is written at most this often per token: a read should rarely cost a write.

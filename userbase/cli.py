@@ -54,7 +54,7 @@ def migrate() -> None:
     Example: DATABASE_URL=postgresql+psycopg://app@db/app userbase migrate
     """
     from userbase.database import engine
-    from userbase.schema import current_revision, upgrade_to_head
+    from userbase.schema_revision import current_revision, upgrade_to_head
 
     upgrade_to_head(engine)
     console.print(f"schema at revision {current_revision(engine)}")
@@ -76,13 +76,12 @@ def serve(
     from userbase.config import get_settings
     from userbase.database import engine
     from userbase.logs import configure_logging
-    from userbase.server_checks import NotEnoughConnections, check_capacity
+    from userbase.readiness import NotFitToServe, ensure_fit_to_serve
 
     settings = get_settings()
-    _ensure_schema()
     try:
-        check_capacity(engine, settings, workers=1 if reload else workers)
-    except NotEnoughConnections as exc:
+        ensure_fit_to_serve(engine, settings, workers=1 if reload else workers)
+    except NotFitToServe as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     engine.dispose()
@@ -106,11 +105,11 @@ def _ensure_schema() -> None:
     """Upgrade the embedded default, or exit 1 when a server database is behind the code."""
     from userbase.config import get_settings
     from userbase.database import engine
-    from userbase.schema import SchemaBehind, ensure_schema
+    from userbase.readiness import NotFitToServe, ensure_schema
 
     try:
-        ensure_schema(engine, auto_migrate=get_settings().should_auto_migrate)
-    except SchemaBehind as exc:
+        ensure_schema(engine, get_settings())
+    except NotFitToServe as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
 
@@ -128,14 +127,14 @@ def check(
     """
     from rich.table import Table
 
-    from userbase.checks import config_summary, run_checks
     from userbase.config import get_settings
     from userbase.database import engine
+    from userbase.readiness import run_checks
 
     settings = get_settings()
     out = Console()
     summary = Table("setting", "value", title="configuration", title_justify="left")
-    for name, value in config_summary(settings, workers):
+    for name, value in settings.summary(workers):
         summary.add_row(name, value)
     out.print(summary)
     results = Table("check", "", "detail", title="checks", title_justify="left")
@@ -213,8 +212,8 @@ def import_users(
     from sqlalchemy.exc import SQLAlchemyError
 
     from userbase.bulk_import import BulkImport, rejected_path_for
-    from userbase.checks import error_summary
     from userbase.import_rows import ImportFileError, detect_format
+    from userbase.readiness import error_summary
 
     _ensure_schema()
     try:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 # The embedded default: a SQLite file in the working directory, so the tutorial's
 # `uvicorn main:app --reload` works with nothing set up.
@@ -143,6 +144,37 @@ class Settings(BaseSettings):
     def max_sessions(self) -> int:
         """Sessions that may be open at once: exactly the connections the pool can hand out."""
         return self.pool_size + self.max_overflow
+
+    def summary(self, workers: int) -> list[tuple[str, str]]:
+        """The settings that matter, as (name, value) pairs; passwords and tokens never shown."""
+        redis = self.redis_url
+        return [
+            ("database", make_url(self.database_url).render_as_string(hide_password=True)),
+            ("auto-migrate", "on" if self.should_auto_migrate else "off"),
+            (
+                "pool",
+                f"{self.pool_size} + {self.max_overflow} overflow per worker, {workers} "
+                f"worker(s), {self.pool_timeout:g} s timeout",
+            ),
+            (
+                "argon2id",
+                f"t={self.argon2_time_cost}, m={self.argon2_memory_kib} KiB, "
+                f"p={self.argon2_parallelism}, {self.hash_concurrency} at once",
+            ),
+            (
+                "logs",
+                f"{self.log_format}, level {self.log_level}, access log "
+                f"{'on' if self.access_log else 'off'}",
+            ),
+            ("metrics token", "set" if self.metrics_token else "not set (GET /metrics is open)"),
+            ("CORS origins", ", ".join(self.cors_origins) or "none"),
+            (
+                "redis",
+                make_url(redis.get_secret_value()).render_as_string(hide_password=True)
+                if redis
+                else "not set",
+            ),
+        ]
 
 
 @lru_cache

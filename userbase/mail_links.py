@@ -18,7 +18,8 @@ from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.models import ActionToken, User, table_of, utcnow
 from userbase.security import new_token, token_digest
-from userbase.throttle import Limit, get_throttle
+from userbase.throttle import Limit
+from userbase.throttle_store import get_throttle
 
 # A user may ask for a new verification mail 3 times an hour; one client may ask for 20 resets
 # an hour, whatever the addresses; an address gets at most USERBASE_MAILS_PER_RECIPIENT_LIMIT

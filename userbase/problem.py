@@ -8,10 +8,9 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
-
-from userbase.responses import dumps
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # How long a client should wait before retrying when the database (or a slot) is unavailable.
@@ -61,4 +60,5 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = list(errors)
-    return ProblemResponse(dumps(body), status_code=status, headers=headers)
+    # A problem holds strings, numbers and lists of them: plain orjson, no options needed.
+    return ProblemResponse(orjson.dumps(body), status_code=status, headers=headers)

@@ -1,4 +1,4 @@
-"""The Redis client, when USERBASE_REDIS_URL is set (today only /readyz uses it)."""
+"""The Redis client, when USERBASE_REDIS_URL is set (the throttle store, the readiness checks)."""
 
 from functools import lru_cache
 from typing import TYPE_CHECKING

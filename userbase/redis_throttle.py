@@ -1,6 +1,6 @@
 """The login throttle in Redis (USERBASE_REDIS_URL): one sorted set of event times per key.
 
-Imported only when Redis is configured (throttle.get_throttle). Redis down or slow surfaces as
+Imported only when Redis is configured (throttle_store.get_throttle). Redis down or slow surfaces as
 throttle.StoreUnavailable, which errors.py answers with 503 and Retry-After.
 """
 

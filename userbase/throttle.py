@@ -1,5 +1,6 @@
 """Throttles: events (failed sign-ins, mails sent on request) counted per key in a sliding window,
-in the database or in Redis. Counts live outside the process, so every instance shares them.
+in the database (here) or in Redis (redis_throttle.py). Counts live outside the process, so every
+instance shares them; throttle_store.py picks the store.
 """
 
 import hashlib
@@ -7,7 +8,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Protocol
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from userbase.config import get_settings
 from userbase.models import ThrottleEvent, table_of
-from userbase.redis_client import redis_client
 
 
 class StoreUnavailable(Exception):
@@ -134,15 +133,3 @@ def prune_throttle_events(session: Session, now: datetime, *, batch_size: int = 
 
 def seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
-
-
-@lru_cache
-def get_throttle() -> Throttle:
-    settings = get_settings()
-    client = redis_client()
-    if client is not None:
-        # Imported only when configured: the redis package is ~5 MB of every worker's memory.
-        from userbase.redis_throttle import RedisThrottle
-
-        return RedisThrottle(client, settings.redis_namespace)
-    return DatabaseThrottle()

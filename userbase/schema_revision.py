@@ -1,8 +1,8 @@
-"""The database schema's revision: read it, compare it with the code's, upgrade it (Alembic).
+"""The database schema's revision: the code's (SCHEMA_HEAD), the database's, and the upgrade.
 
-A server checks the revision at every start but imports Alembic only to migrate: the revision
-this code needs is SCHEMA_HEAD (tests/test_schema.py checks it is Alembic's head), and the
-database's is one SELECT. Alembic's modules would otherwise stay in every worker's memory
+A server checks the revision at every start (readiness.py) but imports Alembic only to migrate:
+the revision this code needs is SCHEMA_HEAD (tests/test_schema.py checks it is Alembic's head),
+and the database's is one SELECT. Alembic's modules would otherwise stay in every worker's memory
 (~10 MB, docs/performance.md).
 """
 
@@ -16,10 +16,6 @@ if TYPE_CHECKING:
 
 # The newest migration in userbase/migrations/versions/: a new migration updates it.
 SCHEMA_HEAD = "0005"
-
-
-class SchemaBehind(RuntimeError):
-    """The database is not at the revision this code needs."""
 
 
 def alembic_config(engine: Engine) -> "Config":
@@ -52,17 +48,3 @@ def upgrade_to_head(engine: Engine) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), "head")
-
-
-def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
-    """Upgrade (embedded default) or refuse to start when the schema is not at head."""
-    current = current_revision(engine)
-    if current == SCHEMA_HEAD:
-        return
-    if auto_migrate:
-        upgrade_to_head(engine)
-        return
-    raise SchemaBehind(
-        f"The database schema is at revision {current or 'none'}, this version needs "
-        f"{SCHEMA_HEAD}: run `userbase migrate`, then start again."
-    )
