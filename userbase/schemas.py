@@ -1,10 +1,12 @@
 """What crosses the wire: request bodies and response shapes (the problem document: problem.py)."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -13,16 +15,61 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from userbase.models import DISPLAY_NAME_MAX, EMAIL_MAX, USERNAME_MAX
 
 Username = Annotated[
     str, StringConstraints(min_length=3, max_length=USERNAME_MAX, pattern=r"^[A-Za-z0-9_.-]+$")
 ]
-# NUL and other control characters are refused: PostgreSQL cannot store NUL in text, and
-# nobody's name contains a bell or an escape sequence meant for someone's terminal.
+# Characters a display name may not hold: every code point of Unicode's general categories Cc
+# (controls: C0, DEL, C1 with the terminal escape introducer U+009B), Cf (format: soft hyphen,
+# bidirectional marks, embeddings, overrides and isolates, zero-width spaces and joiners, word
+# joiner, BOM, interlinear annotations, tags) and Zl, Zp (line and paragraph separators), as of
+# Unicode 14 (tests/test_user_rules.py checks the list against the running Python's Unicode).
+# They are invisible or move other text: a name holding them shows something else than it is,
+# in a browser, a terminal or a log line. Lone surrogates never get here (pydantic refuses them).
+HIDDEN_CHARACTERS = (
+    (0x0000, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+    (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD), (0x13430, 0x13438),
+    (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+
+
+def _escaped(code_point: int) -> str:
+    # \uXXXX and \UXXXXXXXX mean the same to Python's re (which schemathesis generates from)
+    # and to the Rust regex crate.
+    return f"\\u{code_point:04X}" if code_point <= 0xFFFF else f"\\U{code_point:08X}"
+
+
+_HIDDEN_CLASS = "".join(
+    _escaped(start) if start == end else f"{_escaped(start)}-{_escaped(end)}"
+    for start, end in HIDDEN_CHARACTERS
+)
+_HIDDEN = re.compile(f"[{_HIDDEN_CLASS}]")
+
+
+def _no_hidden_characters(value: str) -> str:
+    found = _HIDDEN.search(value)
+    if found is not None:
+        # The code point, never the value: problem documents do not echo input.
+        raise PydanticCustomError(
+            "hidden_character",
+            "control, format and invisible characters are not allowed (found U+{code_point})",
+            {"code_point": f"{ord(found.group()):04X}"},
+        )
+    return value
+
+
+# Checked by a validator rather than `pattern`, for a message that says what is wrong; the
+# schema still states the rule as a pattern, for clients and schemathesis.
 DisplayName = Annotated[
-    str, StringConstraints(max_length=DISPLAY_NAME_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")
+    str,
+    StringConstraints(max_length=DISPLAY_NAME_MAX),
+    AfterValidator(_no_hidden_characters),
+    Field(json_schema_extra={"pattern": f"^[^{_HIDDEN_CLASS}]*$"}),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
