@@ -23,6 +23,8 @@ from userbase import __version__, cli_accounts
 from userbase.cli_output import console
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from userbase.bulk_import import Progress as ImportProgress
 
 app = typer.Typer(
@@ -49,15 +51,43 @@ def main(
 
 @app.command()
 def migrate() -> None:
-    """Upgrade the database schema to the latest revision.
+    """Upgrade the database schema to the latest revision, saying which revision runs.
+
+    Interrupted or failed, it can be run again: it completes what the previous run left.
 
     Example: DATABASE_URL=postgresql+psycopg://app@db/app userbase migrate
     """
     from userbase.database import engine
     from userbase.schema_revision import current_revision, upgrade_to_head
 
-    upgrade_to_head(engine)
+    running = "?"
+
+    def starting(revision: str, title: str) -> None:
+        nonlocal running
+        running = revision
+        console.print(f"applying revision {revision}: {title}", markup=False)
+
+    try:
+        upgrade_to_head(engine, on_revision=starting)
+    except Exception as exc:
+        console.print(
+            f"revision {running} failed: {type(exc).__name__}: {exc}\n"
+            f"The schema is at revision {_revision_or_unknown(engine)}; the revisions before "
+            "it are complete. Fix the cause above, then run `userbase migrate` again: a "
+            "revision that was interrupted or failed halfway is completed by the re-run.",
+            markup=False,
+        )
+        raise typer.Exit(1) from exc
     console.print(f"schema at revision {current_revision(engine)}")
+
+
+def _revision_or_unknown(engine: "Engine") -> str:
+    from userbase.schema_revision import current_revision
+
+    try:
+        return current_revision(engine) or "none"
+    except Exception:
+        return "unknown (the database does not answer)"
 
 
 @app.command()

@@ -6,6 +6,7 @@ and the database's is one SELECT. Alembic's modules would otherwise stay in ever
 (~10 MB, docs/performance.md).
 """
 
+from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,19 @@ def current_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade_to_head(engine: Engine) -> None:
+def upgrade_to_head(
+    engine: Engine, *, on_revision: Callable[[str, str], None] | None = None
+) -> None:
+    """Apply the pending revisions one by one, each in its own transaction (where the database
+    has transactional DDL); `on_revision(revision, title)` is told as each one starts."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
-    command.upgrade(alembic_config(engine), "head")
+    config = alembic_config(engine)
+    pending = ScriptDirectory.from_config(config).iterate_revisions(
+        "heads", current_revision(engine) or "base"
+    )
+    for script in reversed(list(pending)):
+        if on_revision is not None:
+            on_revision(script.revision, script.doc)
+        command.upgrade(config, script.revision)

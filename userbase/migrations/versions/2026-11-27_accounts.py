@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from userbase.migrations import rerunnable
 from userbase.models import UTCDateTime, case_key
 
 revision: str = "0002"
@@ -19,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    rerunnable.create_table(
         "tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -35,18 +36,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_tokens_token_hash")),
     )
-    op.create_index(op.f("ix_tokens_user_id"), "tokens", ["user_id"])
-    op.create_index(op.f("ix_tokens_expires_at"), "tokens", ["expires_at"])
-    op.create_table(
+    rerunnable.create_index(op.f("ix_tokens_user_id"), "tokens", ["user_id"])
+    rerunnable.create_index(op.f("ix_tokens_expires_at"), "tokens", ["expires_at"])
+    rerunnable.create_table(
         "throttle_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", case_key(400), nullable=False),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_throttle_events")),
     )
-    op.create_index("ix_throttle_events_key_occurred_at", "throttle_events", ["key", "occurred_at"])
+    rerunnable.create_index(
+        "ix_throttle_events_key_occurred_at", "throttle_events", ["key", "occurred_at"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_table("throttle_events")
-    op.drop_table("tokens")
+    rerunnable.drop_table("throttle_events")
+    rerunnable.drop_table("tokens")

@@ -7,7 +7,7 @@ Create Date: 2026-11-27
 
 from collections.abc import Sequence
 
-from alembic import op
+from userbase.migrations import rerunnable
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -16,12 +16,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_users_is_admin_id", "users", ["is_admin", "id"])
-    op.create_index("ix_users_is_active_id", "users", ["is_active", "id"])
-    op.create_index("ix_users_created_at", "users", ["created_at"])
+    rerunnable.create_index("ix_users_is_admin_id", "users", ["is_admin", "id"])
+    rerunnable.create_index("ix_users_is_active_id", "users", ["is_active", "id"])
+    rerunnable.create_index("ix_users_created_at", "users", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_users_created_at", table_name="users")
-    op.drop_index("ix_users_is_active_id", table_name="users")
-    op.drop_index("ix_users_is_admin_id", table_name="users")
+    rerunnable.drop_index("ix_users_created_at", table_name="users")
+    rerunnable.drop_index("ix_users_is_active_id", table_name="users")
+    rerunnable.drop_index("ix_users_is_admin_id", table_name="users")

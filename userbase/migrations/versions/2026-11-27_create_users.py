@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from userbase.migrations import rerunnable
 from userbase.models import UTCDateTime, case_key
 
 revision: str = "0001"
@@ -21,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # The *_key columns are never NULL (computed from NOT NULL columns), but MariaDB refuses a
     # NOT NULL clause on a generated column, so none of the engines gets one.
-    op.create_table(
+    rerunnable.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(32), nullable=False),
@@ -49,4 +50,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("users")
+    rerunnable.drop_table("users")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from userbase.migrations import rerunnable
 from userbase.models import UTCDateTime
 
 revision: str = "0003"
@@ -22,11 +23,11 @@ def upgrade() -> None:
     # Existing users were never asked to verify: they start unverified, like new ones.
     # A plain ADD COLUMN, not a batch (copy-the-table) operation: SQLite cannot copy rows into
     # the users table's generated columns.
-    op.add_column(
+    rerunnable.add_column(
         "users",
         sa.Column("email_verified", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    op.create_table(
+    rerunnable.create_table(
         "action_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -45,8 +46,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_action_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_action_tokens_token_hash")),
     )
-    op.create_index(op.f("ix_action_tokens_user_id"), "action_tokens", ["user_id"])
-    op.create_table(
+    rerunnable.create_index(op.f("ix_action_tokens_user_id"), "action_tokens", ["user_id"])
+    rerunnable.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("recipient", sa.String(320), nullable=False),
@@ -60,8 +61,10 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(500), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
-    op.create_index("ix_outbox_sent_at_next_attempt_at", "outbox", ["sent_at", "next_attempt_at"])
-    op.create_table(
+    rerunnable.create_index(
+        "ix_outbox_sent_at_next_attempt_at", "outbox", ["sent_at", "next_attempt_at"]
+    )
+    rerunnable.create_table(
         "security_events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(40), nullable=False),
@@ -74,13 +77,15 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_security_events")),
     )
-    op.create_index(op.f("ix_security_events_kind"), "security_events", ["kind"])
-    op.create_index(op.f("ix_security_events_created_at"), "security_events", ["created_at"])
-    op.create_index("ix_security_events_user_id_id", "security_events", ["user_id", "id"])
+    rerunnable.create_index(op.f("ix_security_events_kind"), "security_events", ["kind"])
+    rerunnable.create_index(
+        op.f("ix_security_events_created_at"), "security_events", ["created_at"]
+    )
+    rerunnable.create_index("ix_security_events_user_id_id", "security_events", ["user_id", "id"])
 
 
 def downgrade() -> None:
-    op.drop_table("security_events")
-    op.drop_table("outbox")
-    op.drop_table("action_tokens")
-    op.drop_column("users", "email_verified")
+    rerunnable.drop_table("security_events")
+    rerunnable.drop_table("outbox")
+    rerunnable.drop_table("action_tokens")
+    rerunnable.drop_column("users", "email_verified")
