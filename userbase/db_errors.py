@@ -14,11 +14,19 @@ _POSTGRES_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57"})
 _MARIADB_TRANSIENT_ERRNOS = frozenset(
     {1040, 1053, 1205, 1213, 1927, 1969, 2002, 2003, 2006, 2013, 4031}
 )
-_SQLITE_TRANSIENT_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
+# "database or disk is full" (SQLITE_FULL): writes fail until space is freed, then work again
+# by themselves; reads go on meanwhile.
+_SQLITE_TRANSIENT_MESSAGES = (
+    "database is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+)
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True for a lost or refused connection, an exhausted pool, a timeout or a lock conflict."""
+    """True for a lost or refused connection, an exhausted pool, a timeout, a lock conflict or
+    (SQLite) a full disk."""
     if isinstance(exc, PoolTimeoutError):
         return True
     if not isinstance(exc, DBAPIError):

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from userbase.clock import WARN_ABOVE_SECONDS, measure_offset
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION
+from userbase.disk_space import DiskFull, check_room_for_writes
 from userbase.redis_client import redis_client
 from userbase.schema_revision import SCHEMA_HEAD, current_revision, upgrade_to_head
 
@@ -29,6 +30,7 @@ SCHEMA = "schema at head"
 BUDGET = "connection budget"
 CLOCK = "host clock"
 REDIS = "redis reachable"
+DATABASE_DISK = "database disk"
 DURABILITY = "durability: "
 
 # Past this share of the server's connections, the budget warns: migrations, cron jobs and
@@ -57,6 +59,7 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
     when it is configured."""
     reachable = database_reachable(engine)
     yield reachable
+    yield from database_disk(engine)
     if reachable.status == "ok":
         yield _guarded(SCHEMA, partial(schema_at_head, engine))
         yield _guarded(BUDGET, partial(connection_budget, engine, settings, workers))
@@ -68,8 +71,10 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
 
 
 def probes(engine: Engine) -> Iterator[Check]:
-    """The cheap checks `/readyz` runs at every poll: the database answers, and Redis if set."""
+    """The cheap checks `/readyz` runs at every poll: the database answers (SQLite: and has
+    room on its disk), and Redis if set."""
     yield database_reachable(engine)
+    yield from database_disk(engine)
     redis = redis_reachable()
     if redis is not None:
         yield redis
@@ -141,6 +146,22 @@ def database_reachable(engine: Engine) -> Check:
         return Check(DATABASE, "ok", f"{dialect} {version}")
 
     return _guarded(DATABASE, ask)
+
+
+def database_disk(engine: Engine) -> Iterator[Check]:
+    """SQLite: room on the database's filesystem. On a full disk reads still answer and every
+    write fails (503), so "the database answers" is not enough. Nothing for the servers."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    def ask() -> Check:
+        try:
+            check_room_for_writes(engine)
+        except DiskFull as exc:
+            return Check(DATABASE_DISK, "fail", f"{exc}: writes fail until space is freed")
+        return Check(DATABASE_DISK, "ok", "room for writes")
+
+    yield _guarded(DATABASE_DISK, ask)
 
 
 def schema_at_head(engine: Engine) -> Check:

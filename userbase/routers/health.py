@@ -19,6 +19,7 @@ router = APIRouter(tags=["health"])
 _KEYS = {readiness.DATABASE: "database", readiness.REDIS: "redis"}
 _UNREACHABLE = {
     readiness.DATABASE: "The database is unreachable.",
+    readiness.DATABASE_DISK: "The database's disk is full: writes fail until space is freed.",
     readiness.REDIS: "Redis is unreachable.",
 }
 
@@ -51,7 +52,7 @@ async def readyz() -> Response:
             instance="/readyz",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    report = {_KEYS[check.name]: "ok" for check in checks}
+    report = {_KEYS[check.name]: "ok" for check in checks if check.name in _KEYS}
     return JSONBytes({"status": "ok", **report, "pool": pool_stats()})
 
 
