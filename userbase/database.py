@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from userbase import read_timeouts
 from userbase.admission import claim_commit, database_slot
 from userbase.config import Settings, get_settings
 from userbase.refusals import Refusal
@@ -74,9 +75,13 @@ def build_engine(settings: Settings) -> Engine:
         # MariaDB counts max_statement_time in seconds; 0 means no limit, as ours does.
         seconds = settings.statement_timeout_ms / 1000
         connect_args["init_command"] = f"SET SESSION max_statement_time={seconds}"
+        # A server that stops answering: read_timeouts.py.
+        connect_args.update(read_timeouts.mariadb_connect_args(settings))
     else:
         # application_name lets an operator find our sessions in pg_stat_activity.
         connect_args["application_name"] = "userbase"
+        # A server that stops answering: read_timeouts.py (and its connect_postgresql below).
+        connect_args.update(read_timeouts.postgresql_connect_args(settings))
         if settings.pgbouncer:
             # Transaction pooling: psycopg's prepared statements would live on a server
             # connection the next transaction may not get, and PgBouncer refuses `options`.
@@ -88,6 +93,12 @@ def build_engine(settings: Settings) -> Engine:
             )
     kwargs["connect_args"] = connect_args
     engine = create_engine(url, **kwargs)
+    if url.get_backend_name() == "postgresql":
+
+        @event.listens_for(engine, "do_connect")
+        def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+            return read_timeouts.connect_postgresql(cargs, cparams, settings)
+
     _ping_connections_idle_for(engine, IDLE_PING_SECONDS)
     if settings.pgbouncer and url.get_backend_name() == "postgresql":
         _set_timeout_per_transaction(engine, settings.statement_timeout_ms)

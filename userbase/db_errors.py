@@ -38,9 +38,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
     module = type(orig).__module__
     if module.startswith("psycopg"):
         if sqlstate is None:
-            # No SQLSTATE: the client failed. A lost socket is an OperationalError; a value it
-            # refused to send (a NUL in a string, say) is a DataError, and a bug of ours.
-            return type(orig).__name__ == "OperationalError"
+            # No SQLSTATE: the client failed. A lost socket is an OperationalError, and so is
+            # a connection attempt that timed out (its subclass ConnectionTimeout: a server
+            # that accepts but does not answer); a value it refused to send (a NUL in a
+            # string, say) is a DataError, and a bug of ours.
+            return any(cls.__name__ == "OperationalError" for cls in type(orig).__mro__)
         return sqlstate[:2] in _POSTGRES_TRANSIENT_CLASSES
     if module.startswith("pymysql"):
         errno = orig.args[0] if orig is not None and orig.args else None

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import Engine
 
 from userbase.models import Base
+from userbase.read_timeouts import no_read_timeout
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,7 +20,8 @@ def _engine() -> Engine:
     return engine
 
 
-# The service's statement timeout is for requests; rewriting a large table may take longer.
+# The service's statement timeout is for requests; rewriting a large table may take longer. The
+# client's read timeout (read_timeouts.py) is lifted for the same reason.
 # PostgreSQL: SET LOCAL, inside the migrations' one transaction, so that it ends with it, also
 # behind PgBouncer in transaction mode (a session-wide SET would stay on a pooled connection).
 _NO_STATEMENT_TIMEOUT_LOCAL = {"postgresql": "SET LOCAL statement_timeout = 0"}
@@ -30,7 +32,7 @@ _NO_STATEMENT_TIMEOUT_SESSION = {
 
 
 def run_migrations_online() -> None:
-    with _engine().connect() as connection:
+    with _engine().connect() as connection, no_read_timeout(connection.connection.dbapi_connection):
         lift_timeout = _NO_STATEMENT_TIMEOUT_SESSION.get(connection.dialect.name)
         if lift_timeout:
             connection.exec_driver_sql(lift_timeout)
