@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import new_user
 from userbase.database import SessionLocal
 from userbase.lookalikes import AddressCheck, check_address, confusable_key, is_mixed_script
-from userbase.users import create_user
+from userbase.users import insert_user
 
 CYRILLIC_A = "\u0430"
 CYRILLIC_O = "\u043e"
@@ -16,12 +16,8 @@ GREEK_RHO = "\u03c1"
 
 def add_user(n: str, email: str) -> int:
     with SessionLocal.begin() as db:
-        return create_user(
-            db,
-            username=new_user(n)["username"],
-            email=email,
-            password_hash="x",
-            display_name=None,
+        return insert_user(
+            db, username=new_user(n)["username"], email=email, password_hash="x", display_name=None
         ).id
 
 

@@ -18,6 +18,7 @@ from tests import databases
 from userbase.config import Settings
 from userbase.database import build_engine
 from userbase.models import Base
+from userbase.read_timeouts import no_read_timeout
 from userbase.schema_revision import (
     SCHEMA_HEAD,
     alembic_config,
@@ -216,7 +217,10 @@ def test_migrate_killed_while_building_an_index_completes_on_the_next_run(
     table, for real: the first index stays (MariaDB committed it), the revision is unrecorded,
     the server may still be finishing the second. The next run reaches head."""
     fresh.upgrade_to("0003")
-    with fresh.engine.begin() as connection:
+    with (
+        fresh.engine.begin() as connection,
+        no_read_timeout(connection.connection.dbapi_connection),
+    ):
         connection.execute(text("SET SESSION max_statement_time = 0"))
         # MariaDB's sequence engine: 300,000 users in one statement, enough that each index of
         # 0004 takes a moment to build (~0.3 s here).

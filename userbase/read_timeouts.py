@@ -72,8 +72,14 @@ def connect_postgresql(cargs: Any, cparams: Any, settings: Settings) -> Any:
 def no_read_timeout(dbapi_connection: Any) -> Iterator[None]:
     """Reads on this connection wait as long as they must (migrations: a statement may rewrite
     a large table), until the block ends."""
-    attribute = "_read_timeout" if hasattr(dbapi_connection, "_read_timeout") else "read_timeout"
-    saved = getattr(dbapi_connection, attribute, None)
+    # PyMySQL's own attribute, or ours on psycopg; SQLite has no read timeout.
+    attribute = next(
+        (a for a in ("_read_timeout", "read_timeout") if hasattr(dbapi_connection, a)), None
+    )
+    if attribute is None:
+        yield
+        return
+    saved = getattr(dbapi_connection, attribute)
     setattr(dbapi_connection, attribute, None)
     try:
         yield
