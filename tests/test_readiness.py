@@ -22,6 +22,7 @@ from userbase.readiness import (
     BUDGET,
     CLOCK,
     DATABASE,
+    DATABASE_DISK,
     DURABILITY_SETTINGS,
     REDIS,
     SCHEMA,
@@ -48,6 +49,8 @@ UNREACHABLE = {
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/none",
     "mariadb": "mysql+pymysql://root@127.0.0.1:1/none",
 }
+# SQLite's one more check: room on the database's disk (disk_space.py).
+DISK = [DATABASE_DISK] if engine.dialect.name == "sqlite" else []
 # More than the test servers accept (PostgreSQL's and MariaDB's defaults: 100 and 151).
 TOO_MANY = {"pool_size": 200, "max_overflow": 200}
 
@@ -71,6 +74,7 @@ def test_every_check_of_the_test_database_is_ok() -> None:
     settings = DURABILITY_SETTINGS[engine.dialect.name]
     assert [r.name for r in results] == [
         DATABASE,
+        *DISK,
         SCHEMA,
         BUDGET,
         CLOCK,
@@ -278,14 +282,18 @@ def test_a_users_table_that_is_not_innodb_fails_durability() -> None:
 
 def test_without_redis_configured_no_check_mentions_it() -> None:
     assert redis_reachable() is None
-    assert [check.name for check in probes(engine)] == [DATABASE]
+    assert [check.name for check in probes(engine)] == [DATABASE, *DISK]
 
 
 @pytest.mark.parametrize("redis_url", [REDIS_URL], indirect=True)
 @pytest.mark.usefixtures("redis_url")
 def test_a_configured_redis_that_answers_is_ok_everywhere() -> None:
     assert redis_reachable() == Check(REDIS, "ok", "PING answered")
-    assert [(c.name, c.status) for c in probes(engine)] == [(DATABASE, "ok"), (REDIS, "ok")]
+    assert [(c.name, c.status) for c in probes(engine)] == [
+        (DATABASE, "ok"),
+        *((name, "ok") for name in DISK),
+        (REDIS, "ok"),
+    ]
     assert by_name(run_checks(engine, Settings(), workers=1))[REDIS].status == "ok"
 
 
@@ -296,5 +304,9 @@ def test_a_configured_redis_that_does_not_answer_fails_everywhere() -> None:
     assert check is not None
     assert check.status == "fail"
     assert check.detail.startswith("ConnectionError: ")
-    assert [(c.name, c.status) for c in probes(engine)] == [(DATABASE, "ok"), (REDIS, "fail")]
+    assert [(c.name, c.status) for c in probes(engine)] == [
+        (DATABASE, "ok"),
+        *((name, "ok") for name in DISK),
+        (REDIS, "fail"),
+    ]
     assert by_name(run_checks(engine, Settings(), workers=1))[REDIS].status == "fail"

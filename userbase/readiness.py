@@ -59,8 +59,8 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
     when it is configured."""
     reachable = database_reachable(engine)
     yield reachable
-    yield from database_disk(engine)
     if reachable.status == "ok":
+        yield from database_disk(engine)
         yield _guarded(SCHEMA, partial(schema_at_head, engine))
         yield _guarded(BUDGET, partial(connection_budget, engine, settings, workers))
         yield _guarded(CLOCK, partial(host_clock, engine))
@@ -73,8 +73,10 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
 def probes(engine: Engine) -> Iterator[Check]:
     """The cheap checks `/readyz` runs at every poll: the database answers (SQLite: and has
     room on its disk), and Redis if set."""
-    yield database_reachable(engine)
-    yield from database_disk(engine)
+    reachable = database_reachable(engine)
+    yield reachable
+    if reachable.status == "ok":
+        yield from database_disk(engine)
     redis = redis_reachable()
     if redis is not None:
         yield redis
