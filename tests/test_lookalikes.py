@@ -1,9 +1,11 @@
 """Look-alike addresses: mixed scripts are flagged, and the user an address imitates is found."""
 
 import unicodedata
+from typing import Any
 
 import pytest
 
+from tests.accounts import bearer, sign_up, signed_in_user
 from tests.conftest import new_user
 from userbase.database import SessionLocal
 from userbase.lookalikes import AddressCheck, check_address, confusable_key, is_mixed_script
@@ -107,3 +109,19 @@ def test_an_address_is_not_its_own_lookalike_nor_one_of_a_different_word() -> No
     assert check("ada@example.com", ada) == AddressCheck(False, None)
     assert check("adam@example.com") == AddressCheck(False, None)
     assert check(f"{CYRILLIC_A}d{CYRILLIC_A}@example.org") == AddressCheck(True, None)
+
+
+def test_an_admin_reading_an_impostor_sees_both_flags_and_others_see_neither(
+    client: Any,
+) -> None:
+    original = sign_up(client, "orig", email="paypal@example.com")
+    impostor = sign_up(client, "fake", email=f"p{CYRILLIC_A}ypal@example.com")
+    _, admin = signed_in_user(client, "boss", admin=True)
+
+    flagged = client.get(f"/users/{impostor['id']}", headers=bearer(admin)).json()
+    plain = client.get(f"/users/{original['id']}", headers=bearer(admin)).json()
+    public = client.get(f"/users/{impostor['id']}").json()
+
+    assert (flagged["email_mixed_script"], flagged["email_lookalike_of"]) == (True, original["id"])
+    assert (plain["email_mixed_script"], plain["email_lookalike_of"]) == (False, None)
+    assert "email_mixed_script" not in public

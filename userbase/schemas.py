@@ -157,6 +157,17 @@ class UserAccount(UserPrivate):
     email_verified: bool
 
 
+class UserAdminView(UserAccount):
+    """One account as an admin reads it (GET /users/{id}): with what its address may hide."""
+
+    email_mixed_script: bool = Field(
+        description="The address mixes scripts (a Cyrillic letter among Latin ones, say)."
+    )
+    email_lookalike_of: int | None = Field(
+        description="Another user whose address this one looks like (UTS #39 skeleton), if any."
+    )
+
+
 def shaped(shape: type[BaseModel], obj: object) -> dict[str, Any]:
     """`obj`'s fields named by `shape` (an ORM User, a users.Account...), ready to serialize:
     each shape of a user is stated once, here, and read off whatever holds the values."""

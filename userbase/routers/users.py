@@ -16,7 +16,7 @@ from pydantic import (
 )
 from starlette.responses import Response
 
-from userbase import accounts, users
+from userbase import accounts, lookalikes, users
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
@@ -35,6 +35,7 @@ from userbase.schemas import (
     BatchUserIn,
     PasswordChange,
     UserAccount,
+    UserAdminView,
     UserCreate,
     UserPrivate,
     UserPublic,
@@ -286,15 +287,22 @@ def change_password(
 
 @router.get(
     "/{user_id}",
-    response_model=UserPublic | UserAccount,
+    response_model=UserPublic | UserAdminView,
     responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM},
     summary="Read one user (admins see the private view)",
 )
 def read_user(user_id: int, db: SessionDep, principal: OptionalPrincipalDep) -> Response:
-    """The public view of one user; the account view for admins. The ETag is its version."""
+    """The public view of one user; for admins the account view, flagged when its address
+    mixes scripts or looks like another user's. The ETag is its version."""
     if principal is not None and principal.user.is_admin:
         user = users.get_user(db, user_id)
-        return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})
+        address = lookalikes.check_address(db, user.email, user_id=user.id)
+        view = {
+            **_account(user),
+            "email_mixed_script": address.mixed_script,
+            "email_lookalike_of": address.lookalike_of,
+        }
+        return JSONBytes(view, headers={"ETag": etag_for(user.version)})
     row = users.get_public_user(db, user_id)
     return JSONBytes(_public(row), headers={"ETag": etag_for(row.version)})
 
