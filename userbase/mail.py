@@ -2,14 +2,20 @@
 
 A request never talks to SMTP. It adds a row to the outbox in its own unit of work, so the mail
 exists exactly when the change that caused it was committed; a sender delivers the outbox
-afterwards, with retries and back-off, so an SMTP outage delays mail but loses none.
+afterwards. Delivery is at least once, each mail with one Message-ID on every attempt (so a
+copy SMTP forced can be recognised), and a mail that gives up does so visibly
+(`given_up_count`, `userbase resend-mail`). docs/mail-and-audit.md states the guarantee.
 """
 
 import contextlib
 import html
+import json
 import logging
+import secrets
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -17,21 +23,32 @@ from email.utils import make_msgid
 from functools import lru_cache
 from importlib.resources import files
 from string import Template
+from types import TracebackType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
-from userbase.models import OutboxMail, table_of, utcnow
+from userbase.db_clock import database_now
+from userbase.models import OutboxMail, table_of
+from userbase.sealing import Unsealable, seal, unseal
 
 logger = logging.getLogger("userbase.mail")
 
-# How long a sender owns a mail it is sending; another sender may retry it after that.
-LEASE = timedelta(minutes=2)
+# How long a sender holds the mails it leased. It renews the lease every third of it while it
+# works, so only a sender that stopped (killed, frozen) loses its mails to another one, at most
+# this long after it stopped.
+LEASE = timedelta(seconds=60)
 SMTP_TIMEOUT_SECONDS = 10
+# RFC 5321 section 4.5.4.1 asks for retries at least 30 min apart for a whole queue run; one
+# mail every 10 min at most keeps a short outage short, and 150 attempts (the default of
+# USERBASE_MAIL_MAX_ATTEMPTS) then span about 24 hours.
 BACKOFF_FIRST = timedelta(seconds=5)
-BACKOFF_MAX = timedelta(hours=1)
+BACKOFF_MAX = timedelta(minutes=10)
+# Mails leased at once by a sender.
+BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,140 +79,297 @@ def render(template: str, **values: str) -> RenderedMail:
 
 
 def enqueue(session: Session, recipient: str, template: str, **values: str) -> None:
-    """Add a mail to the outbox; it is sent only if the caller's transaction commits."""
+    """Add a mail to the outbox; it is sent only if the caller's transaction commits.
+
+    Its bodies are stored sealed (their links carry tokens that would open the account to
+    anyone reading the database) and wiped once it is sent; its subject stays readable.
+    """
     mail = render(template, **values)
+    connection = session.connection()
     # A Core INSERT in the caller's transaction: the request never reads the mail back.
-    session.connection().execute(
-        _INSERT_MAIL,
+    connection.execute(
+        _insert_mail(connection.dialect.name),
         {
             "recipient": recipient,
             "subject": mail.subject,
-            "text_body": mail.text,
-            "html_body": mail.html,
-            "next_attempt_at": utcnow(),
+            "content": seal(json.dumps({"text": mail.text, "html": mail.html}).encode()),
+            "message_id": make_msgid(domain=_message_id_domain(get_settings())),
             "attempts": 0,
         },
     )
 
 
 _outbox = table_of(OutboxMail)
-_INSERT_MAIL = insert(_outbox)
+
+
+@lru_cache
+def _insert_mail(dialect: str) -> Insert:
+    now = database_now(dialect)
+    return insert(_outbox).values(created_at=now, next_attempt_at=now)
+
+
+def _message_id_domain(settings: Settings) -> str:
+    # The right-hand side of a Message-ID names whoever made it unique (RFC 5322 section 3.6.4).
+    return urlsplit(settings.public_url).hostname or "userbase"
 
 
 def backoff(attempts: int) -> timedelta:
-    """5 s, 10 s, 20 s, ... up to an hour between attempts."""
-    return min(BACKOFF_FIRST * (1 << max(attempts - 1, 0)), BACKOFF_MAX)
+    """5 s, 10 s, 20 s, ... up to 10 min between attempts."""
+    return min(BACKOFF_FIRST * (1 << min(max(attempts - 1, 0), 20)), BACKOFF_MAX)
 
 
 @dataclass
 class DeliveryReport:
     sent: int = 0
     failed: int = 0
+    # Leased but handed back unsent: the sender was stopping, or a failure ended its batch.
+    released: int = 0
 
 
-# Mails leased per batch by the background sender.
-BATCH = 50
-
-
-def deliver_until_done(session_factory: sessionmaker[Session]) -> DeliveryReport:
+def deliver_until_done(
+    session_factory: sessionmaker[Session], stop: threading.Event | None = None
+) -> DeliveryReport:
     """deliver_due, batch after batch, while batches come back full and all were sent.
 
     One batch per poll capped the sender at 25 mails a second, so a burst of sign-ups left a
-    backlog for minutes. A failure ends the round: when SMTP is down, one batch is enough to
-    learn it, and the failed mails are retried after their back-off anyway.
+    backlog for minutes. A failure ends the round: when SMTP is down, one mail is enough to
+    learn it, and the failed mail is retried after its back-off, the others in the next round.
+    `stop` (set on shutdown) ends the round after the mail in flight.
     """
     total = DeliveryReport()
     while True:
-        report = deliver_due(session_factory, limit=BATCH)
+        report = deliver_due(session_factory, limit=BATCH, stop=stop)
         total.sent += report.sent
         total.failed += report.failed
-        if report.failed or report.sent < BATCH:
+        total.released += report.released
+        leased = report.sent + report.failed + report.released
+        if report.failed or leased < BATCH or (stop is not None and stop.is_set()):
             return total
 
 
-def deliver_due(session_factory: sessionmaker[Session], *, limit: int = BATCH) -> DeliveryReport:
-    """Send the mails that are due; never holds a lock while talking to SMTP.
+def deliver_due(
+    session_factory: sessionmaker[Session],
+    *,
+    limit: int = BATCH,
+    stop: threading.Event | None = None,
+) -> DeliveryReport:
+    """Lease up to `limit` due mails and send them; never holds a lock while talking to SMTP.
 
-    A batch is leased in one short transaction: its rows are locked with SKIP LOCKED (a
-    concurrent sender takes other mails, or none) and given a lease, so no other sender picks
-    them up until the lease ends. Each mail is then sent and its outcome recorded in a short
-    transaction of its own, so a crash re-sends at most the mail in flight (after the lease).
+    The lease is taken in one short transaction: the rows are locked with SKIP LOCKED (a
+    concurrent sender takes other mails, or none), given this sender's owner token, and their
+    `next_attempt_at` is moved to the lease's end, on the database's clock. It is renewed while
+    the sender works, and each outcome is recorded only if this sender still holds the mail
+    (compare-and-set on the owner token), in a short transaction of its own. A mail starts
+    only with half a lease left; a failure, or `stop`, hands the rest back at once.
     """
     settings = get_settings()
     report = DeliveryReport()
+    lease = _Lease.take(session_factory, limit)
+    if not lease.mails:
+        return report
     outbound = _Outbound(settings)
-    try:
-        for mail in _lease_due(session_factory, settings, limit, utcnow()):
-            try:
-                outbound.send(mail)
-            except (OSError, smtplib.SMTPException) as exc:
-                report.failed += 1
-                logger.warning("mail %s not sent (attempt %s): %s", mail.id, mail.attempts + 1, exc)
-                _finish(session_factory, mail, sent_at=None, error=str(exc))
-            else:
+    with lease:
+        try:
+            for mail in lease.mails:
+                if (stop is not None and stop.is_set()) or not lease.has_time_for_a_mail():
+                    break
+                try:
+                    content = _open(mail)
+                except Unsealable as exc:
+                    report.failed += 1
+                    lease.give_up(mail, f"{exc}; `userbase resend-mail` once the key is back")
+                    continue
+                try:
+                    outbound.send(mail, content)
+                except (OSError, smtplib.SMTPException) as exc:
+                    report.failed += 1
+                    lease.record_failure(mail, str(exc), settings.mail_max_attempts)
+                    break
                 report.sent += 1
-                _finish(session_factory, mail, sent_at=utcnow(), error=None)
-    finally:
-        outbound.close()
+                lease.record_sent(mail)
+        finally:
+            outbound.close()
+            report.released = lease.release()
     return report
 
 
-def _lease_due(
-    session_factory: sessionmaker[Session], settings: Settings, limit: int, now: datetime
-) -> list[OutboxMail]:
-    with session_factory.begin() as session:
-        mails = list(
-            session.scalars(
-                select(OutboxMail)
-                .where(
-                    OutboxMail.sent_at.is_(None),
-                    OutboxMail.next_attempt_at <= now,
-                    OutboxMail.attempts < settings.mail_max_attempts,
+def _open(mail: OutboxMail) -> dict[str, str]:
+    if mail.content is None:
+        raise Unsealable("no content")
+    content: dict[str, str] = json.loads(unseal(mail.content))
+    return content
+
+
+class _Lease:
+    """The mails one sender holds under one owner token; renewed in a thread while it sends."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], dialect: str, started: float
+    ) -> None:
+        self.session_factory = session_factory
+        self.dialect = dialect
+        self.mails: list[OutboxMail] = []
+        self.owner = secrets.token_hex(16)
+        # On this process's monotonic clock: the database computed the lease's end from its own
+        # clock when the statement ran, which was after `started`, so this end is never later.
+        self.held_until = started + LEASE.total_seconds()
+        self._done = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name="mail-lease", daemon=True)
+
+    @classmethod
+    def take(cls, session_factory: sessionmaker[Session], limit: int) -> "_Lease":
+        started = time.monotonic()
+        with session_factory.begin() as session:
+            lease = cls(session_factory, session.connection().dialect.name, started)
+            mails = list(
+                session.scalars(
+                    select(OutboxMail)
+                    .where(
+                        OutboxMail.sent_at.is_(None),
+                        OutboxMail.gave_up_at.is_(None),
+                        OutboxMail.next_attempt_at <= lease.now(),
+                    )
+                    .order_by(OutboxMail.id)
+                    .limit(limit)
+                    # SQLite has no row locks: its write transaction (BEGIN IMMEDIATE) serialises.
+                    .with_for_update(skip_locked=True)
                 )
-                .order_by(OutboxMail.id)
-                .limit(limit)
-                # SQLite has no row locks: its write transaction (BEGIN IMMEDIATE) serialises.
-                .with_for_update(skip_locked=True)
             )
-        )
-        if mails:
-            session.execute(
-                update(OutboxMail)
-                .where(OutboxMail.id.in_([mail.id for mail in mails]))
-                .values(next_attempt_at=now + LEASE)
+            if mails:
+                session.execute(
+                    update(OutboxMail)
+                    .where(OutboxMail.id.in_([mail.id for mail in mails]))
+                    .values(lease_owner=lease.owner, next_attempt_at=lease.now(LEASE))
+                )
+            session.expunge_all()
+        lease.mails = mails
+        return lease
+
+    def now(self, offset: timedelta = timedelta()) -> ColumnElement[datetime]:
+        return database_now(self.dialect, offset)
+
+    def __enter__(self) -> "_Lease":
+        self._renewer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._renewer.join()
+
+    def has_time_for_a_mail(self) -> bool:
+        return time.monotonic() + LEASE.total_seconds() / 2 <= self.held_until
+
+    def _renew(self) -> None:
+        while not self._done.wait(LEASE.total_seconds() / 3):
+            started = time.monotonic()
+            try:
+                self._update_held(next_attempt_at=self.now(LEASE))
+            except Exception as exc:  # the database away: the batch stops when time runs out
+                logger.warning("mail sender: could not renew its lease: %s", exc)
+            else:
+                self.held_until = started + LEASE.total_seconds()
+
+    def release(self) -> int:
+        """Hand back the mails still held, unsent, due again at once; how many there were."""
+        return self._update_held(lease_owner=None, next_attempt_at=self.now())
+
+    def _update_held(self, **values: Any) -> int:
+        with self.session_factory.begin() as session:
+            updated: int = (
+                session.connection()
+                .execute(
+                    update(_outbox)
+                    .where(_outbox.c.lease_owner == self.owner, _outbox.c.sent_at.is_(None))
+                    .values(**values)
+                )
+                .rowcount
             )
-        session.expunge_all()
-        return mails
+        return updated
 
+    def record_sent(self, mail: OutboxMail) -> None:
+        # The content goes with the lease: a sent mail keeps no link, hence no token.
+        self._record(mail, sent_at=self.now(), content=None, last_error=None)
 
-def _finish(
-    session_factory: sessionmaker[Session],
-    mail: OutboxMail,
-    *,
-    sent_at: datetime | None,
-    error: str | None,
-) -> None:
-    attempts = mail.attempts + 1
-    values: dict[str, object] = {"attempts": attempts, "last_error": error[:500] if error else None}
-    if sent_at is not None:
-        values["sent_at"] = sent_at
-    else:
-        values["next_attempt_at"] = utcnow() + backoff(attempts)
-    with session_factory.begin() as session:
-        # Core: the ORM's bulk-update path cost ~0.25 ms a mail more than the statement.
-        session.connection().execute(
-            update(_outbox).where(_outbox.c.id == mail.id).values(**values)
+    def record_failure(self, mail: OutboxMail, error: str, max_attempts: int) -> None:
+        attempts = mail.attempts + 1
+        logger.warning("mail %s not sent (attempt %s): %s", mail.id, attempts, error)
+        if attempts >= max_attempts:
+            self.give_up(mail, error)
+        else:
+            self._record(mail, last_error=error[:500], next_attempt_at=self.now(backoff(attempts)))
+
+    def give_up(self, mail: OutboxMail, error: str) -> None:
+        logger.error(
+            "mail %s to %s gave up after %s attempts (%s); `userbase resend-mail` queues it again",
+            mail.id,
+            mail.recipient,
+            mail.attempts + 1,
+            error,
         )
+        self._record(mail, last_error=error[:500], gave_up_at=self.now())
+
+    def _record(self, mail: OutboxMail, **values: Any) -> None:
+        """Record an attempt's outcome, only if this sender still holds the mail."""
+        with self.session_factory.begin() as session:
+            # Core: the ORM's bulk-update path cost ~0.25 ms a mail more than the statement.
+            recorded = session.connection().execute(
+                update(_outbox)
+                .where(_outbox.c.id == mail.id, _outbox.c.lease_owner == self.owner)
+                .values(attempts=_outbox.c.attempts + 1, lease_owner=None, **values)
+            )
+        if recorded.rowcount != 1:
+            # The lease ran out (this sender froze past it) and another sender took the mail:
+            # it may send it again, with the same Message-ID.
+            logger.warning("mail %s: lease lost before its outcome was recorded", mail.id)
 
 
-def _message(mail: OutboxMail, settings: Settings) -> EmailMessage:
+def given_up_count(session: Session | Connection) -> int:
+    """Mails that gave up and wait for `userbase resend-mail`: a warning for operators."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(_outbox)
+            .where(_outbox.c.sent_at.is_(None), _outbox.c.gave_up_at.is_not(None))
+        )
+        or 0
+    )
+
+
+def resend_given_up(session: Session) -> int:
+    """Queue the mails that gave up again, with a fresh count of attempts; how many."""
+    connection = session.connection()
+    queued: int = connection.execute(
+        update(_outbox)
+        .where(_outbox.c.sent_at.is_(None), _outbox.c.gave_up_at.is_not(None))
+        .values(gave_up_at=None, attempts=0, next_attempt_at=database_now(connection.dialect.name))
+    ).rowcount
+    return queued
+
+
+def purge_sent(session: Session, *, older_than: timedelta, batch_size: int = 1000) -> int:
+    """Delete up to batch_size mails sent longer ago than `older_than`; callers commit per batch."""
+    cutoff = database_now(session.connection().dialect.name, -older_than)
+    ids = session.scalars(
+        select(_outbox.c.id).where(_outbox.c.sent_at < cutoff).limit(batch_size)
+    ).all()
+    if ids:
+        session.execute(delete(_outbox).where(_outbox.c.id.in_(ids)))
+    return len(ids)
+
+
+def _message(mail: OutboxMail, content: dict[str, str], settings: Settings) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = mail.recipient
     message["Subject"] = mail.subject
-    message["Message-ID"] = make_msgid(domain="userbase")
-    message.set_content(mail.text_body)
-    message.add_alternative(mail.html_body, subtype="html")
+    message["Message-ID"] = mail.message_id
+    message.set_content(content["text"])
+    message.add_alternative(content["html"], subtype="html")
     return message
 
 
@@ -209,15 +383,15 @@ class _Outbound:
         self.settings = settings
         self.client: smtplib.SMTP | None = None
 
-    def send(self, mail: OutboxMail) -> None:
+    def send(self, mail: OutboxMail, content: dict[str, str]) -> None:
         if not self.settings.smtp_url:
             # Development mode (announced at start-up): the mail, link included, goes to the log.
-            logger.info("mail to %s: %s\n%s", mail.recipient, mail.subject, mail.text_body)
+            logger.info("mail to %s: %s\n%s", mail.recipient, mail.subject, content["text"])
             return
         if self.client is None:
             self.client = _connect(self.settings.smtp_url)
         try:
-            self.client.send_message(_message(mail, self.settings))
+            self.client.send_message(_message(mail, content, self.settings))
         except BaseException:
             self.close()
             raise
