@@ -25,7 +25,7 @@ from userbase.admission import RequestDeadline, size_thread_pool
 from userbase.body_limit import BodySizeLimit
 from userbase.clock import CLOCK, RESYNC_SECONDS, WARN_ABOVE_SECONDS
 from userbase.config import get_settings
-from userbase.database import SessionLocal, engine
+from userbase.database import SessionLocal, engine, read_engine
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
@@ -222,6 +222,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     register_pool(engine)
+    mail.expose_given_up(read_engine)
     # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
     for router in (
         sign_ins.router,

@@ -8,6 +8,7 @@ copy SMTP forced can be recognised), and a mail that gives up does so visibly
 """
 
 import contextlib
+import functools
 import html
 import json
 import logging
@@ -16,6 +17,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -27,11 +29,24 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import ColumnElement, Connection, Insert, delete, func, insert, select, update
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
 from userbase.db_clock import database_now
+from userbase.metrics import REGISTRY
 from userbase.models import OutboxMail, table_of
 from userbase.sealing import Unsealable, seal, unseal
 
@@ -338,6 +353,38 @@ def given_up_count(session: Session | Connection) -> int:
         )
         or 0
     )
+
+
+class _GivenUpGauge(Collector):
+    """userbase_mail_given_up, counted in the outbox when scraped: one COUNT on an index range.
+
+    Read from the database, not counted by the process that gave up, so it is right whichever
+    worker, instance or `userbase send-mail` run gave up, and after restarts.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self._engine.connect() as connection:
+                given_up = given_up_count(connection)
+        except Exception:  # the database away: /readyz says so; the scrape goes on without it
+            return
+        yield GaugeMetricFamily(
+            "userbase_mail_given_up",
+            "Mails that gave up after USERBASE_MAIL_MAX_ATTEMPTS; `userbase resend-mail` "
+            "queues them again.",
+            value=given_up,
+        )
+
+
+# Cached like metrics.register_pool: create_app runs once per app, and tests build several.
+@functools.cache
+def expose_given_up(read_engine: Engine) -> None:
+    """Add userbase_mail_given_up to /metrics. A read engine (database.read_engine): on SQLite
+    a scrape must not take the write lock."""
+    REGISTRY.register(_GivenUpGauge(read_engine))
 
 
 def resend_given_up(session: Session) -> int:
