@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, inspect, select, text, update
 from typer.testing import CliRunner
 
 from tests.accounts import sign_up
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, stop_process
 from tests.databases import create_database
 from tests.smtp import Mailbox, SMTPServer, free_port
 from userbase import mail
@@ -317,20 +317,22 @@ def test_sigterm_mid_batch_hands_the_rest_of_the_batch_back_at_once(
                 hours="48",
             )
     slow = SMTPServer(mailbox=Mailbox(data_delay=1.0)).start()
+    server = LiveServer(
+        database_url,
+        USERBASE_SMTP_URL=slow.url,
+        USERBASE_MAIL_BACKGROUND="true",
+        USERBASE_MAIL_POLL_SECONDS="0.2",
+    )
     try:
-        server = LiveServer(
-            database_url,
-            USERBASE_SMTP_URL=slow.url,
-            USERBASE_MAIL_BACKGROUND="true",
-            USERBASE_MAIL_POLL_SECONDS="0.2",
-        )
         assert slow.mailbox.received.wait(20)  # the first mail of the batch is in DATA
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(timeout=10)  # the mail in flight ends, the rest goes back
 
+        assert unsent_and_leased() == 0
         monkeypatch.setattr(get_settings(), "smtp_url", slow.url)
         report = mail.deliver_due(SessionLocal)  # another sender, right away
     finally:
+        stop_process(server.process)
         slow.stop()
     assert report.sent == 4
     ids = slow.mailbox.message_ids()
