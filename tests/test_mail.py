@@ -7,6 +7,7 @@ Each test drives a real SMTP server (tests/smtp.py) that misbehaves on purpose.
 import json
 import re
 import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from tests.accounts import sign_up
 from tests.conftest import LiveServer, stop_process
 from tests.databases import create_database
 from tests.smtp import Mailbox, SMTPServer, free_port
+from tests.test_clock import userbase_under_skew
 from userbase import mail
 from userbase.cli import app
 from userbase.config import Settings, get_settings
@@ -250,17 +252,32 @@ def test_two_senders_and_a_server_slower_than_the_lease_deliver_each_mail_once(
     assert len(ids) == len(set(ids)) == 3
 
 
-def test_a_host_whose_clock_is_an_hour_behind_sends_each_mail_once_and_at_once(
+@pytest.mark.engines("postgresql", "mariadb")  # SQLite's clock is the host's, by definition
+def test_a_sender_on_a_host_an_hour_behind_sends_each_mail_once_and_at_once(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for n in range(2):
+    # `userbase send-mail` under libfaketime, its host's clock an hour behind the database's,
+    # while this process (on time) keeps looking for due mail.
+    for n in range(3):
         sign_up(client, n)
-    # The host's clock, for code that reads it: the lease is taken on the database's.
-    monkeypatch.setattr(mail, "utcnow", lambda: utcnow() - timedelta(hours=1), raising=False)
+    done: list[subprocess.CompletedProcess[str]] = []
+    with smtp_server(monkeypatch, Mailbox(data_delay=0.5)) as mailbox:
+        monkeypatch.setenv("USERBASE_SMTP_URL", str(get_settings().smtp_url))
+        skewed = threading.Thread(
+            target=lambda: done.append(userbase_under_skew("-1h", "send-mail"))
+        )
+        skewed.start()
+        while not mailbox.received.wait(0.05):  # the skewed sender takes the batch first
+            assert skewed.is_alive(), "the sender an hour behind found no mail due"
+        while skewed.is_alive():
+            mail.deliver_due(SessionLocal)
+            skewed.join(0.05)
 
-    ids = two_senders(monkeypatch, data_delay=0.5)
-
-    assert len(ids) == len(set(ids)) == 2
+    [result] = done
+    assert result.returncode == 0, result.stderr
+    assert "sent 3, failed 0" in result.stdout + result.stderr
+    ids = mailbox.message_ids()
+    assert len(ids) == len(set(ids)) == 3
 
 
 def test_an_outcome_is_recorded_only_by_the_sender_that_holds_the_lease(

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import lru_cache
@@ -31,23 +31,12 @@ from urllib.parse import unquote, urlsplit
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    Insert,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from userbase.config import Settings, get_settings
-from userbase.db_clock import database_now
 from userbase.metrics import REGISTRY
-from userbase.models import OutboxMail, table_of
+from userbase.models import OutboxMail, table_of, utcnow
 from userbase.sealing import Unsealable, seal, unseal
 
 logger = logging.getLogger("userbase.mail")
@@ -100,27 +89,24 @@ def enqueue(session: Session, recipient: str, template: str, **values: str) -> N
     anyone reading the database) and wiped once it is sent; its subject stays readable.
     """
     mail = render(template, **values)
-    connection = session.connection()
+    now = utcnow()
     # A Core INSERT in the caller's transaction: the request never reads the mail back.
-    connection.execute(
-        _insert_mail(connection.dialect.name),
+    session.connection().execute(
+        _INSERT_MAIL,
         {
             "recipient": recipient,
             "subject": mail.subject,
             "content": seal(json.dumps({"text": mail.text, "html": mail.html}).encode()),
             "message_id": make_msgid(domain=_message_id_domain(get_settings())),
+            "created_at": now,
+            "next_attempt_at": now,
             "attempts": 0,
         },
     )
 
 
 _outbox = table_of(OutboxMail)
-
-
-@lru_cache
-def _insert_mail(dialect: str) -> Insert:
-    now = database_now(dialect)
-    return insert(_outbox).values(created_at=now, next_attempt_at=now)
+_INSERT_MAIL = insert(_outbox)
 
 
 def _message_id_domain(settings: Settings) -> str:
@@ -172,10 +158,10 @@ def deliver_due(
 
     The lease is taken in one short transaction: the rows are locked with SKIP LOCKED (a
     concurrent sender takes other mails, or none), given this sender's owner token, and their
-    `next_attempt_at` is moved to the lease's end, on the database's clock. It is renewed while
-    the sender works, and each outcome is recorded only if this sender still holds the mail
-    (compare-and-set on the owner token), in a short transaction of its own. A mail starts
-    only with half a lease left; a failure, or `stop`, hands the rest back at once.
+    `next_attempt_at` is moved to the lease's end, on the database's clock (clock.py). It is
+    renewed while the sender works, and each outcome is recorded only if this sender still holds
+    the mail (compare-and-set on the owner token), in a short transaction of its own. A mail
+    starts only with half a lease left; a failure, or `stop`, hands the rest back at once.
     """
     settings = get_settings()
     report = DeliveryReport()
@@ -218,15 +204,12 @@ def _open(mail: OutboxMail) -> dict[str, str]:
 class _Lease:
     """The mails one sender holds under one owner token; renewed in a thread while it sends."""
 
-    def __init__(
-        self, session_factory: sessionmaker[Session], dialect: str, started: float
-    ) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], started: float) -> None:
         self.session_factory = session_factory
-        self.dialect = dialect
         self.mails: list[OutboxMail] = []
         self.owner = secrets.token_hex(16)
-        # On this process's monotonic clock: the database computed the lease's end from its own
-        # clock when the statement ran, which was after `started`, so this end is never later.
+        # On this process's monotonic clock, which no clock adjustment moves; the lease's end in
+        # the database was computed after `started`, so this end is never the later one.
         self.held_until = started + LEASE.total_seconds()
         self._done = threading.Event()
         self._renewer = threading.Thread(target=self._renew, name="mail-lease", daemon=True)
@@ -235,14 +218,14 @@ class _Lease:
     def take(cls, session_factory: sessionmaker[Session], limit: int) -> "_Lease":
         started = time.monotonic()
         with session_factory.begin() as session:
-            lease = cls(session_factory, session.connection().dialect.name, started)
+            lease = cls(session_factory, started)
             mails = list(
                 session.scalars(
                     select(OutboxMail)
                     .where(
                         OutboxMail.sent_at.is_(None),
                         OutboxMail.gave_up_at.is_(None),
-                        OutboxMail.next_attempt_at <= lease.now(),
+                        OutboxMail.next_attempt_at <= utcnow(),
                     )
                     .order_by(OutboxMail.id)
                     .limit(limit)
@@ -254,14 +237,11 @@ class _Lease:
                 session.execute(
                     update(OutboxMail)
                     .where(OutboxMail.id.in_([mail.id for mail in mails]))
-                    .values(lease_owner=lease.owner, next_attempt_at=lease.now(LEASE))
+                    .values(lease_owner=lease.owner, next_attempt_at=utcnow() + LEASE)
                 )
             session.expunge_all()
         lease.mails = mails
         return lease
-
-    def now(self, offset: timedelta = timedelta()) -> ColumnElement[datetime]:
-        return database_now(self.dialect, offset)
 
     def __enter__(self) -> "_Lease":
         self._renewer.start()
@@ -283,7 +263,7 @@ class _Lease:
         while not self._done.wait(LEASE.total_seconds() / 3):
             started = time.monotonic()
             try:
-                self._update_held(next_attempt_at=self.now(LEASE))
+                self._update_held(next_attempt_at=utcnow() + LEASE)
             except Exception as exc:  # the database away: the batch stops when time runs out
                 logger.warning("mail sender: could not renew its lease: %s", exc)
             else:
@@ -291,7 +271,7 @@ class _Lease:
 
     def release(self) -> int:
         """Hand back the mails still held, unsent, due again at once; how many there were."""
-        return self._update_held(lease_owner=None, next_attempt_at=self.now())
+        return self._update_held(lease_owner=None, next_attempt_at=utcnow())
 
     def _update_held(self, **values: Any) -> int:
         with self.session_factory.begin() as session:
@@ -308,7 +288,7 @@ class _Lease:
 
     def record_sent(self, mail: OutboxMail) -> None:
         # The content goes with the lease: a sent mail keeps no link, hence no token.
-        self._record(mail, sent_at=self.now(), content=None, last_error=None)
+        self._record(mail, sent_at=utcnow(), content=None, last_error=None)
 
     def record_failure(self, mail: OutboxMail, error: str, max_attempts: int) -> None:
         attempts = mail.attempts + 1
@@ -316,7 +296,7 @@ class _Lease:
         if attempts >= max_attempts:
             self.give_up(mail, error)
         else:
-            self._record(mail, last_error=error[:500], next_attempt_at=self.now(backoff(attempts)))
+            self._record(mail, last_error=error[:500], next_attempt_at=utcnow() + backoff(attempts))
 
     def give_up(self, mail: OutboxMail, error: str) -> None:
         logger.error(
@@ -326,7 +306,7 @@ class _Lease:
             mail.attempts + 1,
             error,
         )
-        self._record(mail, last_error=error[:500], gave_up_at=self.now())
+        self._record(mail, last_error=error[:500], gave_up_at=utcnow())
 
     def _record(self, mail: OutboxMail, **values: Any) -> None:
         """Record an attempt's outcome, only if this sender still holds the mail."""
@@ -389,18 +369,21 @@ def expose_given_up(read_engine: Engine) -> None:
 
 def resend_given_up(session: Session) -> int:
     """Queue the mails that gave up again, with a fresh count of attempts; how many."""
-    connection = session.connection()
-    queued: int = connection.execute(
-        update(_outbox)
-        .where(_outbox.c.sent_at.is_(None), _outbox.c.gave_up_at.is_not(None))
-        .values(gave_up_at=None, attempts=0, next_attempt_at=database_now(connection.dialect.name))
-    ).rowcount
+    queued: int = (
+        session.connection()
+        .execute(
+            update(_outbox)
+            .where(_outbox.c.sent_at.is_(None), _outbox.c.gave_up_at.is_not(None))
+            .values(gave_up_at=None, attempts=0, next_attempt_at=utcnow())
+        )
+        .rowcount
+    )
     return queued
 
 
 def purge_sent(session: Session, *, older_than: timedelta, batch_size: int = 1000) -> int:
     """Delete up to batch_size mails sent longer ago than `older_than`; callers commit per batch."""
-    cutoff = database_now(session.connection().dialect.name, -older_than)
+    cutoff = utcnow() - older_than
     ids = session.scalars(
         select(_outbox.c.id).where(_outbox.c.sent_at < cutoff).limit(batch_size)
     ).all()
