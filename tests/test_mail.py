@@ -30,7 +30,7 @@ from userbase.cli import app
 from userbase.config import Settings, get_settings
 from userbase.database import SessionLocal, build_engine, engine
 from userbase.models import Base, OutboxMail, utcnow
-from userbase.schema import SCHEMA_HEAD, alembic_config, current_revision
+from userbase.schema_revision import SCHEMA_HEAD, alembic_config, current_revision
 from userbase.sealing import unseal
 
 runner = CliRunner()
