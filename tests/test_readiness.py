@@ -23,6 +23,7 @@ from userbase.readiness import (
     CLOCK,
     DATABASE,
     DURABILITY_SETTINGS,
+    MAIL,
     REDIS,
     SCHEMA,
     Check,
@@ -75,6 +76,7 @@ def test_every_check_of_the_test_database_is_ok() -> None:
         BUDGET,
         CLOCK,
         *(f"durability: {setting.name}" for setting in settings),
+        MAIL,
     ]
 
 
