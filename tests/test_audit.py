@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.accounts import PASSWORD, bearer, sign_in, sign_up, signed_in_user, token_for
 from tests.smtp import SMTPServer
-from userbase import mail
+from userbase import mail_delivery
 from userbase.cli import app as cli
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
@@ -55,11 +55,11 @@ def test_each_security_event_is_recorded_with_its_context(
     smtp = SMTPServer().start()
     monkeypatch.setattr(get_settings(), "smtp_url", smtp.url)
     try:
-        mail.deliver_due(SessionLocal)
+        mail_delivery.deliver_due(SessionLocal)
         verify = _last_token(smtp, "moved@example.com")
         client.post("/auth/verify", json={"token": verify})
         client.post("/auth/forgot-password", json={"email": "moved@example.com"})
-        mail.deliver_due(SessionLocal)
+        mail_delivery.deliver_due(SessionLocal)
         reset = _last_token(smtp, "moved@example.com")
     finally:
         smtp.stop()

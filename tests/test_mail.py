@@ -25,7 +25,7 @@ from tests.conftest import LiveServer, stop_process
 from tests.databases import create_database
 from tests.smtp import Mailbox, SMTPServer, free_port
 from tests.test_clock import userbase_under_skew
-from userbase import mail
+from userbase import mail, mail_delivery
 from userbase.cli import app
 from userbase.config import Settings, get_settings
 from userbase.database import SessionLocal, build_engine, engine
@@ -94,7 +94,7 @@ def test_no_reset_or_verification_token_is_at_rest_before_or_after_delivery(
     before = every_value_in_the_database()
 
     with smtp_server(monkeypatch) as mailbox:
-        assert mail.deliver_due(SessionLocal).sent == 2
+        assert mail_delivery.deliver_due(SessionLocal).sent == 2
     after = every_value_in_the_database()
 
     tokens = tokens_in(mailbox)
@@ -114,7 +114,7 @@ def test_a_mail_sealed_under_another_key_gives_up_visibly(
     monkeypatch.setattr(get_settings(), "secret_key", SecretStr("another key, not the same one"))
 
     with smtp_server(monkeypatch) as mailbox:
-        assert mail.deliver_due(SessionLocal).failed == 1
+        assert mail_delivery.deliver_due(SessionLocal).failed == 1
     assert mailbox.messages == []
     with SessionLocal() as session:
         assert mail.given_up_count(session) == 1
@@ -127,7 +127,7 @@ def test_purge_mail_deletes_only_mails_sent_before_the_retention(
 ) -> None:
     sign_up(client, 1)
     with smtp_server(monkeypatch):
-        mail.deliver_due(SessionLocal)
+        mail_delivery.deliver_due(SessionLocal)
     sign_up(client, 2)  # unsent
     with engine.begin() as connection:
         connection.execute(
@@ -151,9 +151,9 @@ def test_purge_mail_deletes_only_mails_sent_before_the_retention(
 
 def test_back_off_is_capped_so_a_day_of_outage_does_not_exhaust_the_attempts() -> None:
     attempts = get_settings().mail_max_attempts
-    waited = sum((mail.backoff(n) for n in range(1, attempts)), timedelta())
+    waited = sum((mail_delivery.backoff(n) for n in range(1, attempts)), timedelta())
     assert waited >= timedelta(hours=20)
-    assert max(mail.backoff(n) for n in range(1, 1000)) == timedelta(minutes=10)
+    assert max(mail_delivery.backoff(n) for n in range(1, 1000)) == timedelta(minutes=10)
 
 
 def test_a_mail_that_gave_up_is_reported_and_resend_mail_queues_it_again(
@@ -164,10 +164,12 @@ def test_a_mail_that_gave_up_is_reported_and_resend_mail_queues_it_again(
     monkeypatch.setattr(get_settings(), "smtp_url", f"smtp://127.0.0.1:{port}")  # nobody there
     sign_up(client, 1)
     for _ in range(2):
-        assert mail.deliver_due(SessionLocal).failed == 1
+        assert mail_delivery.deliver_due(SessionLocal).failed == 1
         make_due_now()
 
-    assert mail.deliver_due(SessionLocal) == mail.DeliveryReport()  # never tried again...
+    assert (
+        mail_delivery.deliver_due(SessionLocal) == mail_delivery.DeliveryReport()
+    )  # never tried again...
     with SessionLocal() as session:
         assert mail.given_up_count(session) == 1  # ...but never silently
     assert client.get("/readyz").json()["mail"] == {"given_up": 1}
@@ -184,7 +186,7 @@ def test_a_mail_that_gave_up_is_reported_and_resend_mail_queues_it_again(
         resent = runner.invoke(app, ["resend-mail"])
         assert resent.exit_code == 0, resent.output
         assert "queued 1 mails" in resent.output
-        assert mail.deliver_due(SessionLocal).sent == 1
+        assert mail_delivery.deliver_due(SessionLocal).sent == 1
         assert [m["To"] for m in server.mailbox.messages] == ["user1@example.com"]
     finally:
         server.stop()
@@ -198,7 +200,7 @@ def test_a_failure_ends_the_batch_and_hands_the_rest_back_due_at_once(
     for n in range(5):
         sign_up(client, n)
 
-    report = mail.deliver_due(SessionLocal)
+    report = mail_delivery.deliver_due(SessionLocal)
 
     assert (report.sent, report.failed, report.released) == (0, 1, 4)
     assert unsent_and_leased() == 0
@@ -221,7 +223,7 @@ def two_senders(monkeypatch: pytest.MonkeyPatch, data_delay: float) -> list[str]
 
     def first_sender() -> None:
         try:
-            mail.deliver_until_done(SessionLocal)
+            mail_delivery.deliver_until_done(SessionLocal)
         finally:
             first_done.set()
 
@@ -230,7 +232,7 @@ def two_senders(monkeypatch: pytest.MonkeyPatch, data_delay: float) -> list[str]
         first.start()
         assert mailbox.received.wait(10)  # the first sender holds the batch
         while not first_done.wait(0.05):
-            mail.deliver_due(SessionLocal)
+            mail_delivery.deliver_due(SessionLocal)
         first.join()
     with SessionLocal() as session:
         unsent = select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))
@@ -243,7 +245,7 @@ def test_two_senders_and_a_server_slower_than_the_lease_deliver_each_mail_once(
 ) -> None:
     # The lease is renewed while its holder works: a mail that takes longer than a lease to be
     # accepted stays with the sender that is sending it.
-    monkeypatch.setattr(mail, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(mail_delivery, "LEASE", timedelta(seconds=1))
     for n in range(3):
         sign_up(client, n)
 
@@ -270,7 +272,7 @@ def test_a_sender_on_a_host_an_hour_behind_sends_each_mail_once_and_at_once(
         while not mailbox.received.wait(0.05):  # the skewed sender takes the batch first
             assert skewed.is_alive(), "the sender an hour behind found no mail due"
         while skewed.is_alive():
-            mail.deliver_due(SessionLocal)
+            mail_delivery.deliver_due(SessionLocal)
             skewed.join(0.05)
 
     [result] = done
@@ -284,9 +286,9 @@ def test_an_outcome_is_recorded_only_by_the_sender_that_holds_the_lease(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sign_up(client, 1)
-    monkeypatch.setattr(mail, "LEASE", timedelta(0))  # leases that have run out at once
-    frozen = mail._Lease.take(SessionLocal, 1)
-    current = mail._Lease.take(SessionLocal, 1)  # took the mail over
+    monkeypatch.setattr(mail_delivery, "LEASE", timedelta(0))  # leases that have run out at once
+    frozen = mail_delivery._Lease.take(SessionLocal, 1)
+    current = mail_delivery._Lease.take(SessionLocal, 1)  # took the mail over
     [mail_row] = frozen.mails
 
     frozen.record_failure(mail_row, "too late", max_attempts=10)
@@ -309,9 +311,11 @@ def test_a_mail_resent_after_a_drop_after_data_keeps_its_message_id(
 ) -> None:
     sign_up(client, 1)
     with smtp_server(monkeypatch, Mailbox(drop_after_data=1)) as mailbox:
-        assert mail.deliver_due(SessionLocal).failed == 1  # no answer: not known to be taken
+        assert (
+            mail_delivery.deliver_due(SessionLocal).failed == 1
+        )  # no answer: not known to be taken
         make_due_now()
-        assert mail.deliver_due(SessionLocal).sent == 1
+        assert mail_delivery.deliver_due(SessionLocal).sent == 1
 
     first, second = mailbox.message_ids()
     assert first == second
@@ -347,7 +351,7 @@ def test_sigterm_mid_batch_hands_the_rest_of_the_batch_back_at_once(
 
         assert unsent_and_leased() == 0
         monkeypatch.setattr(get_settings(), "smtp_url", slow.url)
-        report = mail.deliver_due(SessionLocal)  # another sender, right away
+        report = mail_delivery.deliver_due(SessionLocal)  # another sender, right away
     finally:
         stop_process(server.process)
         slow.stop()

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 
-from userbase import __version__, mail
+from userbase import __version__, mail, mail_delivery
 from userbase.admission import RequestDeadline, size_thread_pool
 from userbase.body_limit import BodySizeLimit
 from userbase.clock import CLOCK, RESYNC_SECONDS, WARN_ABOVE_SECONDS
@@ -111,7 +111,9 @@ class _MailSender:
     async def _run(self) -> None:
         while not self.stopping.is_set():
             try:
-                await run_in_threadpool(mail.deliver_until_done, SessionLocal, self.stopping)
+                await run_in_threadpool(
+                    mail_delivery.deliver_until_done, SessionLocal, self.stopping
+                )
             except Exception:
                 # The database may be away for a while; mail waits in the outbox meanwhile.
                 logger.exception("mail sender: round failed; next round in %ss", self.interval)

@@ -162,10 +162,10 @@ def send_mail() -> None:
     Example: USERBASE_SMTP_URL=smtp://user:pw@mail.example.com:587 userbase send-mail
     """
     _on_database_time()
-    from userbase import mail
+    from userbase import mail, mail_delivery
     from userbase.database import SessionLocal
 
-    report = mail.deliver_until_done(SessionLocal)
+    report = mail_delivery.deliver_until_done(SessionLocal)
     with SessionLocal() as session:
         given_up = mail.given_up_count(session)
     console.print(
