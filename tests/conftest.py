@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _database = create_database(config.getoption("--db"))
     os.environ["DATABASE_URL"] = _database.url
     os.environ.pop("USERBASE_AUTO_MIGRATE", None)
-    # Tests deliver the outbox themselves (mail.deliver_due) so they know when mail went out.
+    # Tests deliver the outbox themselves (mail_delivery.deliver_due): they know when mail left.
     os.environ["USERBASE_MAIL_BACKGROUND"] = "false"
     os.environ.pop("USERBASE_SMTP_URL", None)
     # Tests sign up hundreds of users from one client and mail the same few addresses; the

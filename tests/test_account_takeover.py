@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.accounts import PASSWORD, bearer, sign_in, signed_in_user, token_for
 from tests.smtp import SMTPServer
-from userbase import mail
+from userbase import mail_delivery
 from userbase.config import get_settings
 from userbase.database import SessionLocal
 from userbase.models import SecurityEvent, User
@@ -26,7 +26,7 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SMTPServer]:
 
 
 def deliver() -> None:
-    mail.deliver_due(SessionLocal)
+    mail_delivery.deliver_due(SessionLocal)
 
 
 def link_in(message: EmailMessage, page: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from tests.accounts import sign_up
 from tests.conftest import new_user
 from tests.smtp import SMTPServer
-from userbase import mail
+from userbase import mail_delivery
 from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
 from userbase.metrics import PASSWORD_HASHES_IN_FLIGHT
@@ -83,7 +83,7 @@ def test_mails_to_one_recipient_are_limited_whatever_asks_for_them(
     for n in range(3):
         client.post("/users/", json=new_user(n, email="victim@example.com"))
         client.post("/auth/forgot-password", json={"email": "victim@example.com"})
-    mail.deliver_due(SessionLocal)
+    mail_delivery.deliver_due(SessionLocal)
     assert len(smtp.mailbox.to("victim@example.com")) == 2
 
 
@@ -97,7 +97,7 @@ def test_with_verified_email_required_a_taken_address_answers_like_a_new_one(
     assert (first.status_code, again.status_code) == (202, 202)
     assert first.content == again.content
     assert users_count() == 1
-    mail.deliver_due(SessionLocal)
+    mail_delivery.deliver_due(SessionLocal)
     subjects = [m["Subject"] for m in smtp.mailbox.to("user1@example.com")]
     assert subjects == ["Confirm your email address", "Someone tried to sign up with your address"]
     # A taken username is still a 409: usernames are public by design.
@@ -128,6 +128,6 @@ def test_forgot_password_does_the_same_work_for_known_and_unknown_addresses(
     # One statement apart: the reset link's own row (docs/security.md, "What still tells").
     assert [s for s in known if "ACTION_TOKENS" not in s] == unknown
     assert len(known) == len(unknown) + 1
-    mail.deliver_due(SessionLocal)
+    mail_delivery.deliver_due(SessionLocal)
     [no_account] = smtp.mailbox.to("nobody@example.com")
     assert no_account["Subject"] == "Password reset requested"

@@ -7,7 +7,17 @@ from userbase.cli import app
 
 runner = CliRunner()
 
-COMMANDS = ["migrate", "serve", "create-admin", "check", "import", "export"]
+COMMANDS = [
+    "migrate",
+    "serve",
+    "create-admin",
+    "check",
+    "import",
+    "export",
+    "send-mail",
+    "resend-mail",
+    "purge-mail",
+]
 
 
 def test_the_top_level_help_lists_every_command() -> None:

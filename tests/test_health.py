@@ -82,7 +82,7 @@ def test_readyz_is_503_naming_redis_when_it_is_unreachable(database_url: str) ->
 @pytest.mark.live
 def test_without_redis_configured_readyz_does_not_mention_it(live_server: LiveServer) -> None:
     body = httpx.get(f"{live_server.url}/readyz").json()
-    assert set(body) == {"status", "database", "pool"}
+    assert set(body) == {"status", "database", "pool", "mail"}
     assert body["database"] == "ok"
 
 

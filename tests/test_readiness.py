@@ -24,6 +24,7 @@ from userbase.readiness import (
     DATABASE,
     DATABASE_DISK,
     DURABILITY_SETTINGS,
+    MAIL,
     REDIS,
     SCHEMA,
     Check,
@@ -79,6 +80,7 @@ def test_every_check_of_the_test_database_is_ok() -> None:
         BUDGET,
         CLOCK,
         *(f"durability: {setting.name}" for setting in settings),
+        MAIL,
     ]
 
 

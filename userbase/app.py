@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 
-from userbase import __version__, mail
+from userbase import __version__, mail, mail_delivery
 from userbase.admission import RequestDeadline, size_thread_pool
 from userbase.body_limit import BodySizeLimit
 from userbase.clock import CLOCK, RESYNC_SECONDS, WARN_ABOVE_SECONDS
 from userbase.config import get_settings
-from userbase.database import SessionLocal, engine
+from userbase.database import SessionLocal, engine, read_engine
 from userbase.errors import install_error_handlers
 from userbase.header_limits import HeaderLimits
 from userbase.logs import configure_logging
@@ -35,6 +36,7 @@ from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
+from userbase.sealing import uses_development_key
 from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
@@ -96,15 +98,40 @@ async def _housekeeping_forever(interval: float) -> None:
                 )
 
 
-async def _send_mail_forever(interval: float) -> None:
-    """The outbox sender: every `interval` seconds, deliver all that is due."""
-    while True:
+class _MailSender:
+    """The outbox sender: every `interval` seconds, deliver all that is due, until stopped."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        # Seen by the delivery thread between mails, and by the loop between rounds.
+        self.stopping = threading.Event()
+        self.woken = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await run_in_threadpool(
+                    mail_delivery.deliver_until_done, SessionLocal, self.stopping
+                )
+            except Exception:
+                # The database may be away for a while; mail waits in the outbox meanwhile.
+                logger.exception("mail sender: round failed; next round in %ss", self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.woken.wait(), self.interval)
+
+    async def stop(self, grace: float) -> None:
+        """Let the round finish the mail in flight and hand the rest of its batch back.
+
+        Not task.cancel(): that would abandon the delivery thread in the middle of its batch
+        (run_in_threadpool returns at once when cancelled), leaving its mails leased.
+        """
+        self.stopping.set()
+        self.woken.set()
         try:
-            await run_in_threadpool(mail.deliver_until_done, SessionLocal)
-        except Exception:
-            # The database may be away for a while; mail waits in the outbox meanwhile.
-            logger.exception("mail sender: delivery round failed; next round in %ss", interval)
-        await asyncio.sleep(interval)
+            await asyncio.wait_for(self.task, grace)
+        except TimeoutError:
+            logger.warning("mail sender: still sending after %ss; its lease will expire", grace)
 
 
 @asynccontextmanager
@@ -123,13 +150,21 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             "USERBASE_SMTP_URL is not set: mails (with their links) are written to this log "
             "instead of being sent. Fine for development, not for production."
         )
+    elif uses_development_key(settings):
+        logger.warning(
+            "USERBASE_SECRET_KEY is not set: the links in queued mails are sealed under a "
+            "development key anyone with this code has. Set it to a long random string."
+        )
     tune_garbage_collector()
     tasks = [asyncio.create_task(_housekeeping_forever(RESYNC_SECONDS))]
-    if settings.mail_background:
-        tasks.append(asyncio.create_task(_send_mail_forever(settings.mail_poll_seconds)))
+    sender = _MailSender(settings.mail_poll_seconds) if settings.mail_background else None
     if settings.memory_trim_seconds > 0:
         tasks.append(asyncio.create_task(_release_memory_forever(settings.memory_trim_seconds)))
     yield
+    if sender is not None:
+        # The mail in flight ends within the SMTP timeout of its current step, the rest of the
+        # batch goes back to the outbox at once for another instance to send.
+        await sender.stop(grace=settings.shutdown_grace)
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -189,6 +224,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     register_pool(engine)
+    mail.expose_given_up(read_engine)
     # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
     for router in (
         sign_ins.router,

@@ -156,16 +156,67 @@ def purge_tokens(
 def send_mail() -> None:
     """Deliver the mails that are due in the outbox, once (the server also does it by itself).
 
+    Batch after batch, until none is due or one fails. Exit code 1 if a mail failed: it is
+    tried again after its back-off, or has given up (see `userbase resend-mail`).
+
     Example: USERBASE_SMTP_URL=smtp://user:pw@mail.example.com:587 userbase send-mail
     """
     _on_database_time()
+    from userbase import mail, mail_delivery
+    from userbase.database import SessionLocal
+
+    report = mail_delivery.deliver_until_done(SessionLocal)
+    with SessionLocal() as session:
+        given_up = mail.given_up_count(session)
+    console.print(
+        f"sent {report.sent}, failed {report.failed} (retried after a back-off), "
+        f"left for the next round {report.released}; {given_up} gave up"
+        + (" (`userbase resend-mail` queues them again)" if given_up else "")
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def resend_mail() -> None:
+    """Queue the mails that gave up again (USERBASE_MAIL_MAX_ATTEMPTS failed attempts).
+
+    Their links may have expired meanwhile: the mail still goes, and the user can ask for a
+    new link. Example: userbase resend-mail
+    """
     from userbase import mail
     from userbase.database import SessionLocal
 
-    report = mail.deliver_due(SessionLocal, limit=10_000)
-    console.print(f"sent {report.sent}, failed {report.failed} (failed ones are retried later)")
-    if report.failed:
-        raise typer.Exit(1)
+    with SessionLocal.begin() as session:
+        queued = mail.resend_given_up(session)
+    console.print(f"queued {queued} mails that had given up; they go out with the next round")
+
+
+def purge_mail(
+    days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Keep this many days (default USERBASE_MAIL_RETENTION_DAYS)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
+) -> None:
+    """Delete mails sent longer ago than the retention period, a batch per transaction.
+
+    Unsent mails, and mails that gave up, stay. Example: userbase purge-mail --days 7
+    """
+    from datetime import timedelta
+
+    from userbase import mail
+    from userbase.config import get_settings
+    from userbase.database import SessionLocal
+
+    kept = timedelta(days=days or get_settings().mail_retention_days)
+    total = 0
+    while True:
+        with SessionLocal.begin() as session:
+            purged = mail.purge_sent(session, older_than=kept, batch_size=batch_size)
+        total += purged
+        if purged < batch_size:
+            break
+    console.print(f"purged {total} mails sent more than {kept.days} days ago")
 
 
 def purge_events(
@@ -202,4 +253,6 @@ def register(app: typer.Typer) -> None:
     app.command("set-password")(set_password)
     app.command("purge-tokens")(purge_tokens)
     app.command("send-mail")(send_mail)
+    app.command("resend-mail")(resend_mail)
+    app.command("purge-mail")(purge_mail)
     app.command("purge-events")(purge_events)

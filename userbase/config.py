@@ -89,7 +89,15 @@ class Settings(BaseSettings):
     # Send the outbox from a background task of the server (else run `userbase send-mail`).
     mail_background: bool = True
     mail_poll_seconds: float = Field(default=2.0, gt=0)
-    mail_max_attempts: int = Field(default=10, ge=1)
+    # Attempts before a mail gives up (visibly: `userbase check`, /readyz, /metrics; `userbase
+    # resend-mail` queues it again). Back-off doubles from 5 s up to 10 min: 150 attempts span
+    # about 24 hours of failures.
+    mail_max_attempts: int = Field(default=150, ge=1)
+    # Sent mails (their content already wiped) are deleted after this long: `userbase purge-mail`.
+    mail_retention_days: int = Field(default=7, ge=1)
+    # The key sealing what the database must not hold in clear (the links in queued mails). Any
+    # long random string; unset, a development key is used and start-up warns.
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
     verify_token_ttl_seconds: int = Field(default=48 * 3600, ge=60)
     reset_token_ttl_seconds: int = Field(default=30 * 60, ge=60)
     require_verified_email: bool = False

@@ -187,20 +187,37 @@ class ActionToken(Base):
 
 
 class OutboxMail(Base):
-    """A mail to send, written in the same transaction as the change that caused it."""
+    """A mail to send, written in the same transaction as the change that caused it.
+
+    Its content (the links in it carry tokens) is kept only sealed under the server key
+    (sealing.py) and wiped once the mail is sent. A mail is due when unsent, not given up, and
+    its `next_attempt_at` has passed; a sender holding it has set `lease_owner` and moved
+    `next_attempt_at` to the end of its lease.
+    """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_sent_at_next_attempt_at", "sent_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index(
+            "ix_outbox_sent_at_gave_up_at_next_attempt_at",
+            "sent_at",
+            "gave_up_at",
+            "next_attempt_at",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
     subject: Mapped[str] = mapped_column(String(200))
-    text_body: Mapped[str] = mapped_column(Text)
-    html_body: Mapped[str] = mapped_column(Text)
+    # Sealed JSON {"text", "html"}; NULL once sent.
+    content: Mapped[str | None] = mapped_column(Text)
+    # Set once when queued and sent with every attempt, so receivers can drop copies.
+    message_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(default=0)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    gave_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 

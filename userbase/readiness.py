@@ -18,6 +18,7 @@ from userbase.clock import WARN_ABOVE_SECONDS, measure_offset
 from userbase.config import Settings
 from userbase.database import SQLITE_BEGIN_OPTION
 from userbase.disk_space import DiskFull, check_room_for_writes
+from userbase.mail import given_up_count
 from userbase.redis_client import redis_client
 from userbase.schema_revision import SCHEMA_HEAD, current_revision, upgrade_to_head
 
@@ -31,6 +32,7 @@ BUDGET = "connection budget"
 CLOCK = "host clock"
 REDIS = "redis reachable"
 DATABASE_DISK = "database disk"
+MAIL = "mail delivery"
 DURABILITY = "durability: "
 
 # Past this share of the server's connections, the budget warns: migrations, cron jobs and
@@ -55,8 +57,8 @@ class NotFitToServe(RuntimeError):
 
 def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Check]:
     """Every check, for `userbase check`: the database answers, its schema is at head, the
-    connections fit, this host's clock agrees with it, commits are durable; and Redis answers,
-    when it is configured."""
+    connections fit, this host's clock agrees with it, commits are durable, no mail gave up;
+    and Redis answers, when it is configured."""
     reachable = database_reachable(engine)
     yield reachable
     if reachable.status == "ok":
@@ -65,6 +67,7 @@ def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Che
         yield _guarded(BUDGET, partial(connection_budget, engine, settings, workers))
         yield _guarded(CLOCK, partial(host_clock, engine))
         yield from durability(engine)
+        yield _guarded(MAIL, partial(mail_delivery, engine, settings))
     redis = redis_reachable()
     if redis is not None:
         yield redis
@@ -302,6 +305,25 @@ def durability(engine: Engine) -> Iterator[Check]:
     with connection:
         for setting in settings:
             yield _guarded(DURABILITY + setting.name, partial(setting.check, connection))
+
+
+def mail_given_up(engine: Engine) -> int:
+    """Mails that gave up after USERBASE_MAIL_MAX_ATTEMPTS (mail.py), for /readyz."""
+    with _reading(engine) as connection:
+        return given_up_count(connection)
+
+
+def mail_delivery(engine: Engine, settings: Settings) -> Check:
+    """A warning, never a failure, when mails gave up: requests are served all the same."""
+    given_up = mail_given_up(engine)
+    if given_up:
+        return Check(
+            MAIL,
+            "warn",
+            f"{given_up} mail(s) gave up after {settings.mail_max_attempts} attempts (see "
+            "outbox.last_error): `userbase resend-mail` queues them again",
+        )
+    return Check(MAIL, "ok", "no mail gave up")
 
 
 def redis_reachable() -> Check | None:

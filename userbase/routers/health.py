@@ -53,7 +53,11 @@ async def readyz() -> Response:
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     report = {_KEYS[check.name]: "ok" for check in checks if check.name in _KEYS}
-    return JSONBytes({"status": "ok", **report, "pool": pool_stats()})
+    # Mails that gave up are a warning, not unreadiness: requests are served all the same.
+    given_up = await run_in_threadpool(readiness.mail_given_up, engine)
+    return JSONBytes(
+        {"status": "ok", **report, "pool": pool_stats(), "mail": {"given_up": given_up}}
+    )
 
 
 def pool_stats() -> dict[str, int]:
