@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,9 @@ from fastapi.openapi.docs import (
 )
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import PathLike
+from starlette.types import Scope
 
 from userbase import __version__, mail, mail_delivery
 from userbase.admission import RequestDeadline, size_thread_pool
@@ -37,6 +40,7 @@ from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 from userbase.sealing import uses_development_key
+from userbase.security_headers import SecurityHeaders
 from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
@@ -47,11 +51,29 @@ _DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 _ASSETS_URL = "/docs-assets"
 # The docs pages may load nothing from elsewhere: ReDoc's bundle fetches its "API docs by
 # Redocly" logo from cdn.redoc.ly otherwise (seen in e2e/test_docs_in_chromium.py). Inline
-# script and style: the pages' own bootstrap; blob: workers: ReDoc's search.
+# script and style: the pages' own bootstrap; blob: workers: ReDoc's search. No other site
+# may frame them (clickjacking the Authorize dialog).
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
 )
+
+
+class _RevalidatedStaticFiles(StaticFiles):
+    """The docs' assets (2.7 MB of Swagger UI and ReDoc) may be cached and reused once their
+    ETag is checked: the no-store of every other response (security_headers.py) would fetch
+    them again on each visit."""
+
+    def file_response(
+        self,
+        full_path: PathLike,
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 async def _release_memory_forever(interval: float) -> None:
@@ -175,7 +197,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def _add_offline_docs(app: FastAPI) -> None:
-    app.mount(_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
+    app.mount(_ASSETS_URL, _RevalidatedStaticFiles(directory=_DOCS_ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
@@ -193,7 +215,9 @@ def _add_offline_docs(app: FastAPI) -> None:
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        page = get_swagger_ui_oauth2_redirect_html()
+        page.headers["Content-Security-Policy"] = _DOCS_CSP
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
@@ -251,6 +275,7 @@ def create_app() -> FastAPI:
             expose_headers=["ETag", "Location", "Link", "Retry-After", "X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(ObserveRequests, access_log=settings.access_log)
     return app
 

@@ -25,6 +25,7 @@ from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
+from userbase.security_headers import EVERY_RESPONSE
 from userbase.throttle import StoreUnavailable
 
 logger = logging.getLogger("userbase.errors")
@@ -186,9 +187,10 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette's ServerErrorMiddleware re-raises after this, so the server logs the traceback;
     # the client gets no details. It runs outside the request-id middleware, so the id is added
-    # here: the client can quote it, and the log lines of the failed request carry it.
+    # here: the client can quote it, and the log lines of the failed request carry it. So are
+    # the headers every response carries.
     request_id = request_id_var.get()
-    headers = {"X-Request-ID": request_id} if request_id else None
+    headers = {**EVERY_RESPONSE, "X-Request-ID": request_id} if request_id else EVERY_RESPONSE
     return problem(500, "An unexpected error occurred.", instance=request.url.path, headers=headers)
 
 
