@@ -125,27 +125,31 @@ def stop_process(process: "subprocess.Popen[Any]") -> None:
         process.wait()
 
 
-class LiveServer:
-    """A real uvicorn process serving userbase on the run's database."""
+# The two ways of starting the server: uvicorn's own command, as the tutorial's `uvicorn
+# main:app` runs it (main.py only re-exports this app), and `userbase serve` (`make run`).
+UVICORN = ("uvicorn", "userbase.app:app", "--log-level", "warning", "--no-access-log")
+USERBASE_SERVE = ("userbase", "serve")
 
-    def __init__(self, database_url: str, *, output: Any = None, **env: str) -> None:
-        """`output`: a file for the server's stdout and stderr (its logs); default: inherited."""
+
+class LiveServer:
+    """A real server process serving userbase on the run's database."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        output: Any = None,
+        command: tuple[str, ...] = UVICORN,
+        host: str = "127.0.0.1",
+        **env: str,
+    ) -> None:
+        """`output`: a file for the server's stdout and stderr (its logs); default: inherited.
+        `command`: what follows `python -m` (UVICORN or USERBASE_SERVE, and options);
+        `host`: the address it binds (it is reached on 127.0.0.1 in any case)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "userbase.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
+            [sys.executable, "-m", *command, "--host", host, "--port", str(self.port)],
             env={**os.environ, "DATABASE_URL": database_url, **env},
             stdout=output,
             stderr=output,
@@ -153,14 +157,14 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {self.process.returncode}")
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("uvicorn did not answer /healthz within 30 s")
+        raise RuntimeError("the server did not answer /healthz within 30 s")
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -41,6 +41,7 @@ from userbase.readiness import ensure_fit_to_serve, warn_about_durability
 from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
 from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
+from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
 
 logger = logging.getLogger("userbase")
@@ -235,7 +236,8 @@ def _add_offline_docs(app: FastAPI) -> None:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    app = FastAPI(
+    # ServedApp: `uvicorn main:app` then serves as `userbase serve` does (serving.py).
+    app = ServedApp(
         title="userbase",
         version=__version__,
         summary="The users service of the FastAPI + SQLAlchemy tutorial, built for real.",

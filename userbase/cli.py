@@ -107,6 +107,7 @@ def serve(
     from userbase.database import engine
     from userbase.logs import configure_logging
     from userbase.readiness import NotFitToServe, ensure_fit_to_serve
+    from userbase.serving import uvicorn_options
 
     settings = get_settings()
     try:
@@ -128,6 +129,7 @@ def serve(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=settings.shutdown_grace,
+        **uvicorn_options(settings),
     )
 
 

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # All request headers together; 16 KiB is Node.js's and h11's default limit.
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Seconds a client has to send a request's line and headers (from the connection, or from
+    # the request's first byte on a kept-alive one); past it, 408 and the connection is closed.
+    # Clients send their headers at once; a slow-header client holds a connection this long.
+    header_timeout: float = Field(default=10.0, gt=0)
 
     log_level: str = "info"
 
