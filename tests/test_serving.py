@@ -1,5 +1,5 @@
 """Only USERBASE_TRUSTED_PROXIES decides whose X-Forwarded-For is believed, however the server
-is started."""
+is started; `userbase serve` warns when /metrics is open on a reachable address."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,3 +92,33 @@ def test_a_trusted_proxys_forwarded_proto_is_believed_too(proxied_server: LiveSe
     )
     assert response.status_code == 307
     assert response.headers["location"].startswith("https://")
+
+
+# What the warning is about; the server is up for a second.
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104
+
+
+def serve_log(database_url: str, tmp_path: Path, host: str, **env: str) -> str:
+    """Start `userbase serve` on `host`, stop it once it answers, return its log."""
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        LiveServer(database_url, command=USERBASE_SERVE, host=host, output=log, **env).stop()
+    return log_path.read_text()
+
+
+def test_serve_warns_when_metrics_are_public_on_a_reachable_address(
+    database_url: str, tmp_path: Path
+) -> None:
+    log = serve_log(database_url, tmp_path, EVERY_INTERFACE)
+    assert "GET /metrics is public and the server listens on 0.0.0.0" in log
+
+
+@pytest.mark.parametrize(
+    ("host", "env"),
+    [("127.0.0.1", {}), (EVERY_INTERFACE, {"USERBASE_METRICS_TOKEN": "scrape-me-please"})],
+    ids=["loopback", "token set"],
+)
+def test_serve_does_not_warn_on_the_loopback_or_with_a_metrics_token(
+    database_url: str, tmp_path: Path, host: str, env: dict[str, str]
+) -> None:
+    assert "GET /metrics is public" not in serve_log(database_url, tmp_path, host, **env)

@@ -107,7 +107,7 @@ def serve(
     from userbase.database import engine
     from userbase.logs import configure_logging
     from userbase.readiness import NotFitToServe, ensure_fit_to_serve
-    from userbase.serving import uvicorn_options
+    from userbase.serving import uvicorn_options, warn_if_metrics_exposed
 
     settings = get_settings()
     try:
@@ -117,6 +117,7 @@ def serve(
         raise typer.Exit(1) from exc
     engine.dispose()
     configure_logging(settings)
+    warn_if_metrics_exposed(host, settings)
     uvicorn.run(
         "userbase.app:app",
         host=host,

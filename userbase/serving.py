@@ -9,6 +9,7 @@ app, so the app (`ServedApp`) applies the same options to that server at start-u
 accepts its first connection.
 """
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -75,3 +76,24 @@ class ServedApp(FastAPI):
             if isinstance(lifespan, LifespanOn):
                 apply_to_uvicorn(lifespan.config, get_settings())
         await super().__call__(scope, receive, send)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name, which may resolve anywhere
+        return False
+
+
+def warn_if_metrics_exposed(host: str, settings: Settings) -> None:
+    """`userbase serve` on an address others can reach, with /metrics open to anyone."""
+    if settings.metrics_token is None and not _is_loopback(host):
+        logger.warning(
+            "GET /metrics is public and the server listens on %s: anyone who reaches it reads "
+            "the request counts, the routes and the process's memory. Set "
+            "USERBASE_METRICS_TOKEN (the scraper then sends it as a bearer token), or keep "
+            "/metrics away from the public at your proxy.",
+            host,
+        )
