@@ -43,6 +43,7 @@ from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
+from userbase.worker_metrics import forget_dead_workers, worker_exiting
 
 logger = logging.getLogger("userbase")
 
@@ -179,6 +180,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
             "development key anyone with this code has. Set it to a long random string."
         )
     tune_garbage_collector()
+    forget_dead_workers()
     tasks = [asyncio.create_task(_housekeeping_forever(RESYNC_SECONDS))]
     sender = _MailSender(settings.mail_poll_seconds) if settings.mail_background else None
     if settings.memory_trim_seconds > 0:
@@ -195,6 +197,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # After uvicorn's graceful shutdown: no request is left to hand a connection back.
     logger.info("closing the pool; %s", engine.pool.status())
     engine.dispose()
+    worker_exiting()
 
 
 def _add_offline_docs(app: FastAPI) -> None:

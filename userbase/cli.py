@@ -101,6 +101,14 @@ def serve(
 
     Example: userbase serve --host 0.0.0.0 --port 8000 --workers 2
     """
+    from userbase.worker_metrics import shared_by_workers
+
+    # First: importing userbase's modules makes its metrics, in that directory if there is one.
+    with shared_by_workers(1 if reload else workers):
+        _serve(host, port, workers, reload)
+
+
+def _serve(host: str, port: int, workers: int, reload: bool) -> None:
     import uvicorn
 
     from userbase.config import get_settings
@@ -130,6 +138,10 @@ def serve(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=settings.shutdown_grace,
+        # uvicorn kills a worker that does not answer its supervisor's ping within 5 s, and a
+        # worker answers only once Python has started and imported the command: with `--workers
+        # 2` on a busy 2-core machine (load 10), one was killed that way on each start.
+        timeout_worker_healthcheck=30,
         **uvicorn_options(settings),
     )
 

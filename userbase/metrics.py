@@ -1,7 +1,6 @@
 """Prometheus metrics: the registry GET /metrics exposes and the objects userbase updates.
 
-Each worker process keeps its own counters: with `--workers N`, scrape every worker (or run one
-worker per container); prometheus-client's multiprocess mode is not set up.
+With several workers, `userbase serve` adds them up across workers (worker_metrics.py).
 """
 
 import functools
@@ -42,6 +41,7 @@ PASSWORD_HASHES_IN_FLIGHT = Gauge(
     "userbase_password_hashes_in_flight",
     "argon2id hashes or verifications being computed right now (bounded by HASH_CONCURRENCY).",
     registry=REGISTRY,
+    multiprocess_mode="livesum",  # with several workers: theirs together (worker_metrics.py)
 )
 
 # Counted by POST /auth/token (routers/auth.py). Neither counter carries the username or the

@@ -4,12 +4,13 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from userbase.config import get_settings
 from userbase.metrics import REGISTRY
 from userbase.problem import problem
+from userbase.worker_metrics import exposition
 
 # Outside the OpenAPI document: it is for the scraper, and its token is not a user's.
 router = APIRouter(include_in_schema=False)
@@ -34,5 +35,5 @@ async def metrics(request: Request) -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     # In a thread: a scrape counts the mails that gave up in the database (metrics.py).
-    body = await run_in_threadpool(generate_latest, REGISTRY)
+    body = await run_in_threadpool(exposition, REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
