@@ -9,15 +9,17 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import USERBASE_SERVE, LiveServer
+from userbase.config import Settings
 from userbase.database import SessionLocal
 from userbase.models import SecurityEvent
 
 pytestmark = pytest.mark.live
 
 ROOT = Path(__file__).resolve().parent.parent
-# The tutorial's command, from the repository root as the tutorial runs it.
-TUTORIAL = ("uvicorn", "main:app", "--log-level", "warning")
-STARTS = {"userbase serve": USERBASE_SERVE, "uvicorn main:app": TUTORIAL}
+# The tutorial's command, from the repository root as the tutorial runs it (watching only the
+# package: the whole root holds .venv).
+TUTORIAL = ("uvicorn", "main:app", "--reload", "--reload-dir", str(ROOT / "userbase"))
+STARTS = {"userbase serve": USERBASE_SERVE, "uvicorn main:app --reload": TUTORIAL}
 
 
 @pytest.fixture(params=STARTS.values(), ids=STARTS.keys())
@@ -122,3 +124,11 @@ def test_serve_does_not_warn_on_the_loopback_or_with_a_metrics_token(
     database_url: str, tmp_path: Path, host: str, env: dict[str, str]
 ) -> None:
     assert "GET /metrics is public" not in serve_log(database_url, tmp_path, host, **env)
+
+
+def test_userbase_check_shows_whose_forwarded_for_is_believed() -> None:
+    assert dict(Settings().summary(workers=1))["trusted proxies"] == (
+        "none (X-Forwarded-For is ignored)"
+    )
+    trusting = Settings(trusted_proxies="10.0.0.0/8, 192.0.2.10")
+    assert dict(trusting.summary(workers=1))["trusted proxies"] == "10.0.0.0/8, 192.0.2.10"

@@ -179,6 +179,10 @@ class Settings(BaseSettings):
                 f"{'on' if self.access_log else 'off'}",
             ),
             ("metrics token", "set" if self.metrics_token else "not set (GET /metrics is open)"),
+            (
+                "trusted proxies",
+                ", ".join(self.trusted_proxies) or "none (X-Forwarded-For is ignored)",
+            ),
             ("CORS origins", ", ".join(self.cors_origins) or "none"),
             (
                 "redis",
