@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from tests.conftest import USERBASE_SERVE, LiveServer
@@ -131,4 +132,13 @@ def test_userbase_check_shows_whose_forwarded_for_is_believed() -> None:
         "none (X-Forwarded-For is ignored)"
     )
     trusting = Settings(trusted_proxies="10.0.0.0/8, 192.0.2.10")
-    assert dict(trusting.summary(workers=1))["trusted proxies"] == "10.0.0.0/8, 192.0.2.10"
+    assert dict(trusting.summary(workers=1))["trusted proxies"] == "10.0.0.0/8, 192.0.2.10/32"
+
+
+def test_trusted_proxies_are_networks_checked_at_start_up() -> None:
+    assert Settings(trusted_proxies="10.1.2.3/8, 192.0.2.10").trusted_proxies == [
+        "10.0.0.0/8",
+        "192.0.2.10/32",
+    ]
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings(trusted_proxies="10.0.0.0/33")

@@ -1,5 +1,6 @@
 """Settings: one pydantic-settings object, read from the environment (and `.env`)."""
 
+import ipaddress
 import json
 import os
 from functools import lru_cache
@@ -143,6 +144,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _as_networks(cls, value: list[str]) -> list[str]:
+        # Refused at start-up rather than at the first request; and written one way
+        # ("10.1.2.3/8" is "10.0.0.0/8"), since uvicorn reads the same list (serving.py) and
+        # takes a network with host bits set for a name that matches nothing.
+        return [str(ipaddress.ip_network(entry, strict=False)) for entry in value]
 
     @property
     def is_sqlite(self) -> bool:
