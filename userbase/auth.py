@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from userbase import audit
+from userbase import audit, devices
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
-from userbase.models import MAX_ID, USER_AGENT_MAX, ActionToken, Token, User, table_of, utcnow
+from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
 from userbase.refusals import Refusal
 from userbase.security import (
     TOKEN_PATTERN,
@@ -192,7 +192,7 @@ def _check_credentials(
         else None
     )
     user_id = user.id if user else None
-    device_id = _trusted_device(session, user_id, device_token, now)
+    device_id = devices.trusted_device(session, user_id, device_token, now)
     # A device that signed in to this account before counts its failures on its own key, so
     # failures from anywhere else (which lock the account key) never lock its owner out.
     account = f"device:{device_id}" if device_id else account_key(user_id, login)
@@ -221,43 +221,10 @@ def _check_credentials(
         issued.token,
         issued.expires_in,
         issued.user_id,
-        device_token=device_token if device_id else _issue_device_token(session, user.id, now),
+        device_token=device_token
+        if device_id
+        else devices.issue_device_token(session, user.id, now),
     )
-
-
-# OWASP's "Slow brute force / device cookies": a client that signed in successfully gets a
-# cookie; with it, failures count per device instead of per account.
-DEVICE_KIND = "device"
-
-
-def _trusted_device(
-    session: Session, user_id: int | None, device_token: str | None, now: datetime
-) -> int | None:
-    """The id of the device token, when it is a live one of this user's, else None."""
-    if user_id is None or device_token is None or not _TOKEN_SHAPE.match(device_token):
-        return None
-    return session.scalar(
-        select(ActionToken.id).where(
-            ActionToken.token_hash == token_digest(device_token),
-            ActionToken.kind == DEVICE_KIND,
-            ActionToken.user_id == user_id,
-            ActionToken.expires_at > now,
-        )
-    )
-
-
-def _issue_device_token(session: Session, user_id: int, now: datetime) -> str:
-    token, digest = new_token()
-    session.add(
-        ActionToken(
-            user_id=user_id,
-            kind=DEVICE_KIND,
-            token_hash=digest,
-            created_at=now,
-            expires_at=now + timedelta(days=get_settings().device_cookie_days),
-        )
-    )
-    return token
 
 
 def confirm_password(
