@@ -44,6 +44,8 @@ from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
 from userbase.worker_metrics import forget_dead_workers, worker_exiting
+from userbase.tokens import keys as signing_keys
+from userbase.tokens import routes as token_routes
 
 logger = logging.getLogger("userbase")
 
@@ -167,6 +169,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings)
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
     await run_in_threadpool(ensure_fit_to_serve, engine, settings, workers=1)
+    await run_in_threadpool(signing_keys.prepare)
     await run_in_threadpool(warn_about_durability, engine)
     await run_in_threadpool(_synchronize_clock)
     if not settings.smtp_url:
@@ -260,6 +263,8 @@ def create_app() -> FastAPI:
         users.router,
         auth.router,
         admin.router,
+        token_routes.admin_router,
+        token_routes.router,
         pages.router,
         health.router,
         metrics.router,

@@ -21,6 +21,7 @@ from rich.progress import (
 
 from userbase import __version__, cli_accounts
 from userbase.cli_output import console
+from userbase.tokens import commands as token_commands
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -59,6 +60,7 @@ def migrate() -> None:
     """
     from userbase.database import engine
     from userbase.schema_revision import current_revision, upgrade_to_head
+    from userbase.tokens import keys
 
     running = "?"
 
@@ -78,6 +80,7 @@ def migrate() -> None:
             markup=False,
         )
         raise typer.Exit(1) from exc
+    keys.prepare()  # a new database gets its signing keys here
     console.print(f"schema at revision {current_revision(engine)}")
 
 
@@ -394,3 +397,4 @@ def export(
 
 
 cli_accounts.register(app)
+token_commands.register(app)

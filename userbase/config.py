@@ -60,6 +60,23 @@ class Settings(BaseSettings):
 
     # Bearer tokens: opaque, stored as SHA-256, revocable at once (no JWT).
     token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Tokens other services check (userbase/tokens/, docs/tokens.md). The signing keys'
+    # private halves are encrypted under this secret; unset, a development default is used
+    # (and logged as such). Changing it makes existing keys unreadable: rotate first.
+    secret_key: SecretStr | None = None
+    # JWT access tokens (RFC 9068): short, since services that check them locally see a
+    # revocation only when the token expires. At most 15 minutes.
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=900)
+    access_token_algorithm: Literal["ES256", "RS256"] = "ES256"
+    # The `aud` of access tokens (what a resource server checks); default: public_url.
+    token_audience: str | None = None
+    # Refresh tokens: a sign-in through a client ends when none of its refresh tokens was
+    # used for the idle time, and in any case after the absolute time.
+    refresh_token_idle_seconds: int = Field(default=14 * 86400, ge=60)
+    refresh_token_absolute_seconds: int = Field(default=60 * 86400, ge=60)
+    # Cache-Control max-age of /.well-known/jwks.json.
+    jwks_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+
     # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
     # per client address. Past the limit: 429 until the window has passed.
     login_window_seconds: int = Field(default=15 * 60, ge=1)
