@@ -58,11 +58,13 @@ class Settings(BaseSettings):
     # The CPUs this process may run on (taskset, cgroups' cpusets), not all of the machine's.
     hash_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
 
-    # Bearer tokens: opaque, stored as SHA-256, revocable at once (no JWT).
+    # Bearer tokens of POST /auth/token: opaque, stored as SHA-256, revocable at once. (The
+    # JWT access tokens of /oauth/token are below.)
     token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     # Tokens other services check (userbase/tokens/, docs/tokens.md). The signing keys'
     # private halves are encrypted under this secret; unset, a development default is used
-    # (and logged as such). Changing it makes existing keys unreadable: rotate first.
+    # (and logged as such). To change it: `USERBASE_SECRET_KEY=new userbase keys rotate`, then
+    # restart the servers with the new value (docs/tokens.md).
     secret_key: SecretStr | None = None
     # JWT access tokens (RFC 9068): short, since services that check them locally see a
     # revocation only when the token expires. At most 15 minutes.

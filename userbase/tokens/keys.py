@@ -184,7 +184,14 @@ class KeyRing:
             return loaded
         with self._lock:
             if self._loaded is None or time.monotonic() - self._loaded_at >= older_than:
-                self._loaded = self._load()
+                try:
+                    self._loaded = self._load()
+                except KeysUnreadable:
+                    if self._loaded is None:
+                        raise
+                    # Keys rotated under a new USERBASE_SECRET_KEY while this server runs
+                    # with the old one: it keeps the keys it has until it is restarted.
+                    logger.exception("signing keys not reloaded; keeping the ones loaded")
                 self._loaded_at = time.monotonic()
             return self._loaded
 
