@@ -78,6 +78,23 @@ def test_reusing_a_spent_refresh_token_ends_the_whole_sign_in_and_is_audited(
     assert "refresh_token_reused" in kinds
 
 
+def test_a_refresh_narrows_the_scope_of_its_access_token_never_of_the_sign_in(
+    live_server: LiveServer,
+) -> None:
+    app = register_client()
+    first = signed_in(live_server.url, app)
+    url = f"{live_server.url}/oauth/token"
+    with oauth_client(app) as client:
+        narrowed = client.refresh_token(url, refresh_token=first["refresh_token"], scope="read")
+        assert narrowed["scope"] == "read"
+        with pytest.raises(OAuthError) as refused:
+            client.refresh_token(url, refresh_token=narrowed["refresh_token"], scope="read admin")
+        assert refused.value.error == "invalid_scope"
+        # The refused request did not spend the refresh token, which keeps the full scope.
+        again = client.refresh_token(url, refresh_token=narrowed["refresh_token"])
+    assert again["scope"] == "read write"
+
+
 def test_two_concurrent_uses_of_one_refresh_token_at_most_one_succeeds(
     live_server: LiveServer,
 ) -> None:

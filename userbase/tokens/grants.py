@@ -63,8 +63,17 @@ def _granted_scope(allowed: str, requested: str | None) -> str:
 
 
 def _issue(
-    session: Session, client: OAuthClient, sign_in: Token, scope: str, now: datetime
+    session: Session,
+    client: OAuthClient,
+    sign_in: Token,
+    scope: str,
+    now: datetime,
+    *,
+    refresh_scope: str | None = None,
 ) -> IssuedTokens:
+    """An access token with `scope`, and a refresh token (if the client has the grant) with
+    `refresh_scope`: a refresh that narrows the scope keeps the refresh token's as it was
+    (RFC 6749 section 6)."""
     access = access_tokens.mint(
         subject=str(sign_in.user_id),
         client_id=client.client_id,
@@ -79,7 +88,7 @@ def _issue(
             RefreshToken(
                 sign_in_id=sign_in.id,
                 token_hash=digest,
-                scope=scope,
+                scope=scope if refresh_scope is None else refresh_scope,
                 created_at=now,
                 expires_at=min(now + idle, sign_in.expires_at),
             )
@@ -140,6 +149,8 @@ def refresh(
     spent, sign_in = row
     if sign_in.client_id != client.id:  # RFC 6749 section 6: bound to its client
         raise InvalidGrant("The refresh token was issued to another client.")
+    # Before the token is spent: a wrong scope must not cost the client its sign-in.
+    granted = _granted_scope(spent.scope, scope)
     # One UPDATE decides which use is the first: a concurrent one waits for it, then finds
     # the token used (PostgreSQL and MariaDB re-read the row they waited for; SQLite's
     # writers take turns).
@@ -164,9 +175,8 @@ def refresh(
     user = session.get(User, sign_in.user_id)
     if user is None or not user.is_active:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    granted = _granted_scope(spent.scope, scope)
     sign_in.last_used_at = now
-    return _issue(session, client, sign_in, granted, now)
+    return _issue(session, client, sign_in, granted, now, refresh_scope=spent.scope)
 
 
 def client_credentials(session: Session, client: OAuthClient, *, scope: str | None) -> IssuedTokens:

@@ -159,6 +159,9 @@ class KeyRing:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._loaded_at = 0.0
+        # Bumped by every reading of the keys: what was verified with older ones is not
+        # trusted any more (access_tokens.py caches by it).
+        self.generation = 0
 
     def _load(self) -> _Loaded:
         # A read: on SQLite a second write transaction would wait for the request's own.
@@ -186,6 +189,7 @@ class KeyRing:
             if self._loaded is None or time.monotonic() - self._loaded_at >= older_than:
                 try:
                     self._loaded = self._load()
+                    self.generation += 1
                 except KeysUnreadable:
                     if self._loaded is None:
                         raise
@@ -212,6 +216,7 @@ class KeyRing:
         """Read the database again at the next use (after a rotation in this process)."""
         with self._lock:
             self._loaded = None
+            self.generation += 1
 
 
 RING = KeyRing()
