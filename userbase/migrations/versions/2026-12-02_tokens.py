@@ -55,21 +55,25 @@ def upgrade() -> None:
             sa.UniqueConstraint("client_id", name=op.f("uq_oauth_clients_client_id")),
         )
     token_columns = {c["name"]: c for c in inspector.get_columns("tokens")}
-    if "client_id" not in token_columns or not token_columns["token_hash"]["nullable"]:
-        # SQLite: a batch (copy-the-table) operation; the others alter in place.
-        with op.batch_alter_table("tokens") as batch:
-            if not token_columns["token_hash"]["nullable"]:
-                batch.alter_column("token_hash", existing_type=sa.String(64), nullable=True)
-            if "client_id" not in token_columns:
-                batch.add_column(sa.Column("client_id", sa.Integer(), nullable=True))
-                batch.create_foreign_key(
-                    op.f("fk_tokens_client_id_oauth_clients"),
-                    "oauth_clients",
-                    ["client_id"],
-                    ["id"],
-                    ondelete="CASCADE",
-                )
-                batch.create_index(op.f("ix_tokens_client_id"), ["client_id"])
+    token_fks = {fk["name"] for fk in inspector.get_foreign_keys("tokens")}
+    token_indexes = {index["name"] for index in inspector.get_indexes("tokens")}
+    # SQLite: one batch (copy-the-table) operation, all or nothing; the others alter in place,
+    # a statement at a time, hence a check before each.
+    with op.batch_alter_table("tokens") as batch:
+        if not token_columns["token_hash"]["nullable"]:
+            batch.alter_column("token_hash", existing_type=sa.String(64), nullable=True)
+        if "client_id" not in token_columns:
+            batch.add_column(sa.Column("client_id", sa.Integer(), nullable=True))
+        if "fk_tokens_client_id_oauth_clients" not in token_fks:
+            batch.create_foreign_key(
+                op.f("fk_tokens_client_id_oauth_clients"),
+                "oauth_clients",
+                ["client_id"],
+                ["id"],
+                ondelete="CASCADE",
+            )
+        if "ix_tokens_client_id" not in token_indexes:
+            batch.create_index(op.f("ix_tokens_client_id"), ["client_id"])
     if "refresh_tokens" not in tables:
         op.create_table(
             "refresh_tokens",
@@ -89,6 +93,9 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_tokens")),
             sa.UniqueConstraint("token_hash", name=op.f("uq_refresh_tokens_token_hash")),
         )
+    if "refresh_tokens" not in tables or "ix_refresh_tokens_sign_in_id" not in {
+        index["name"] for index in inspector.get_indexes("refresh_tokens")
+    }:
         op.create_index(op.f("ix_refresh_tokens_sign_in_id"), "refresh_tokens", ["sign_in_id"])
 
 
@@ -96,8 +103,9 @@ def downgrade() -> None:
     op.drop_table("refresh_tokens")
     op.execute(sa.text("DELETE FROM tokens WHERE token_hash IS NULL"))
     with op.batch_alter_table("tokens") as batch:
-        batch.drop_index(op.f("ix_tokens_client_id"))
+        # The foreign key first: MariaDB will not drop an index a foreign key uses.
         batch.drop_constraint(op.f("fk_tokens_client_id_oauth_clients"), type_="foreignkey")
+        batch.drop_index(op.f("ix_tokens_client_id"))
         batch.drop_column("client_id")
         batch.alter_column("token_hash", existing_type=sa.String(64), nullable=False)
     op.drop_table("oauth_clients")
