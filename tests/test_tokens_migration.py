@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 from tests.databases import create_database
 from userbase.config import Settings
 from userbase.database import build_engine
-from userbase.schema import alembic_config, current_revision
+from userbase.schema_revision import alembic_config, current_revision
 
 
 def test_migration_0007_runs_again_over_what_an_interrupted_run_left_and_reverses(

@@ -38,14 +38,13 @@ from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
-from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
+from userbase.routers import admin, auth, health, metrics, pages, sign_ins, tokens, users
 from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
 from userbase.worker_metrics import forget_dead_workers, worker_exiting
 from userbase.tokens import keys as signing_keys
-from userbase.tokens import routes as token_routes
 
 logger = logging.getLogger("userbase")
 
@@ -263,8 +262,8 @@ def create_app() -> FastAPI:
         users.router,
         auth.router,
         admin.router,
-        token_routes.admin_router,
-        token_routes.router,
+        tokens.admin_router,
+        tokens.router,
         pages.router,
         health.router,
         metrics.router,

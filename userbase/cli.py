@@ -19,9 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from userbase import __version__, cli_accounts
+from userbase import __version__, cli_accounts, cli_tokens
 from userbase.cli_output import console
-from userbase.tokens import commands as token_commands
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -397,4 +396,4 @@ def export(
 
 
 cli_accounts.register(app)
-token_commands.register(app)
+cli_tokens.register(app)

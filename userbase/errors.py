@@ -25,6 +25,7 @@ from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
+from userbase.responses import dumps
 from userbase.security_headers import EVERY_RESPONSE
 from userbase.throttle import StoreUnavailable
 from userbase.tokens.oauth_errors import (

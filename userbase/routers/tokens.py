@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from userbase.admission import hashing_turn
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.errors import PROBLEM_RESPONSE as PROBLEM
-from userbase.hashing_turns import hashing_turn
 from userbase.models import OAuthClient
+from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import AdminDep, RequestContextDep
 from userbase.tokens import clients, grants, keys
@@ -60,7 +60,7 @@ async def _no_turn() -> Any:
 
 
 async def _hashing_turn_for_passwords(grant_type: OptionalForm = None) -> Any:
-    """Only the password grant hashes: it alone waits for a hashing turn (hashing_turns.py)."""
+    """Only the password grant hashes: it alone waits for a hashing turn (admission.py)."""
     turn = asynccontextmanager(hashing_turn)() if grant_type == "password" else _no_turn()
     async with turn:
         yield
