@@ -3,18 +3,21 @@ live server: the grants, rotation, reuse detection, client authentication, revoc
 introspection, and userbase's own API taking the JWT access tokens."""
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 from authlib.integrations.httpx_client import OAuthError
-from sqlalchemy import select
+from pydantic import ValidationError
+from sqlalchemy import select, update
 
 from tests.accounts import PASSWORD, bearer
 from tests.conftest import LiveServer
 from tests.tokens import Registered, create_user, oauth_client, register_client, signed_in
+from userbase.config import Settings
 from userbase.database import SessionLocal
-from userbase.models import RefreshToken, SecurityEvent
+from userbase.models import RefreshToken, SecurityEvent, Token
 
 
 def me(server: LiveServer, access_token: str) -> httpx.Response:
@@ -311,3 +314,58 @@ def test_token_endpoint_errors_are_oauth_errors_and_never_cached(live_server: Li
     )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+def test_ending_the_sign_in_from_the_sessions_api_ends_its_refresh_tokens(
+    live_server: LiveServer,
+) -> None:
+    app = register_client()
+    token = signed_in(live_server.url, app)
+    sessions = httpx.get(
+        f"{live_server.url}/users/me/sessions", headers=bearer(token["access_token"])
+    ).json()
+    (sign_in,) = sessions
+
+    ended = httpx.delete(
+        f"{live_server.url}/users/me/sessions/{sign_in['id']}",
+        headers=bearer(token["access_token"]),
+    )
+
+    assert ended.status_code == 204
+    with oauth_client(app) as client, pytest.raises(OAuthError) as refused:
+        client.refresh_token(f"{live_server.url}/oauth/token", refresh_token=token["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+
+
+@pytest.mark.parametrize("lifetime", ["idle", "absolute"])
+def test_a_refresh_token_past_its_idle_or_absolute_lifetime_is_refused(
+    live_server: LiveServer, lifetime: str
+) -> None:
+    app = register_client()
+    token = signed_in(live_server.url, app)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with SessionLocal.begin() as session:
+        if lifetime == "idle":  # the refresh token's own expiry: last use + the idle time
+            session.execute(update(RefreshToken).values(expires_at=past))
+        else:  # the sign-in's: its start + the absolute time
+            session.execute(update(Token).values(expires_at=past))
+
+    with oauth_client(app) as client, pytest.raises(OAuthError) as refused:
+        client.refresh_token(f"{live_server.url}/oauth/token", refresh_token=token["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+
+
+def test_lifetimes_follow_the_settings_and_access_tokens_live_at_most_15_minutes(
+    live_server: LiveServer,
+) -> None:
+    signed_in(live_server.url, register_client())
+    with SessionLocal() as session:
+        refresh = session.scalars(select(RefreshToken)).one()
+        sign_in = session.scalars(select(Token)).one()
+    defaults = Settings()
+    idle = timedelta(seconds=defaults.refresh_token_idle_seconds)
+    absolute = timedelta(seconds=defaults.refresh_token_absolute_seconds)
+    assert refresh.expires_at - refresh.created_at == idle
+    assert sign_in.expires_at - sign_in.created_at == absolute
+    with pytest.raises(ValidationError):
+        Settings(access_token_ttl_seconds=901)
