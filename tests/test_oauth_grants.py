@@ -369,3 +369,22 @@ def test_lifetimes_follow_the_settings_and_access_tokens_live_at_most_15_minutes
     assert sign_in.expires_at - sign_in.created_at == absolute
     with pytest.raises(ValidationError):
         Settings(access_token_ttl_seconds=901)
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_malformed_input_is_an_oauth_error_and_never_a_500(client: Any, path: str) -> None:
+    app = register_client(grants=("client_credentials", "refresh_token"), first_party=False)
+    for value in ("\x00", "a" * 5000, "é", "a.b.c", "eyJhbGciOiJub25lIn0.e30.", " "):
+        for field in ("client_id", "client_secret", "refresh_token", "token", "scope"):
+            data = {
+                "grant_type": "refresh_token",
+                "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "refresh_token": "x" * 43,
+                "token": "x" * 43,
+                field: value,
+            }
+            response = client.post(path, data=data)
+            assert response.status_code in (200, 400, 401), (field, value, response.text)
+            if response.status_code != 200:
+                assert response.json()["error"], (field, value)
