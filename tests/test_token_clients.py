@@ -161,9 +161,15 @@ def test_admins_manage_clients_over_the_api(client: Any) -> None:
     assert rotated["client_secret"] != secret
     assert client_credentials(client, client_id, rotated["client_secret"]) == 200
 
+    public = client.post("/admin/clients", json={"name": "SPA", "public": True}, headers=headers)
+    assert "client_secret" not in public.json()
+    no_secret = client.post(f"/admin/clients/{public.json()['client_id']}/secret", headers=headers)
+    assert no_secret.status_code == 409
+    client.delete(f"/admin/clients/{public.json()['client_id']}", headers=headers)
+
     assert client.delete(f"/admin/clients/{client_id}", headers=headers).status_code == 204
     assert client.delete(f"/admin/clients/{client_id}", headers=headers).status_code == 404
-    assert events() == [
+    assert [event for event in events() if event[3] == f"client={client_id}"] == [
         ("client_created", "api", admin["id"], f"client={client_id}"),
         ("client_secret_rotated", "api", admin["id"], f"client={client_id}"),
         ("client_deleted", "api", admin["id"], f"client={client_id}"),
@@ -177,6 +183,7 @@ def test_bad_input_over_the_api_is_422_and_creates_nothing(client: Any) -> None:
         {"name": "X", "grant_types": ["implicit"]},
         {"name": "X", "secret": "chosen by me"},
         {"name": ""},
+        {"name": "X", "public": 0},  # a boolean is true or false, not a number
     ):
         response = client.post("/admin/clients", json=body, headers=bearer(admin_token))
         assert response.status_code == 422, body

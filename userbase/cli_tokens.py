@@ -193,12 +193,15 @@ def rotate_secret(
     from userbase import audit
     from userbase.database import SessionLocal
     from userbase.tokens import clients
-    from userbase.tokens.oauth_errors import ClientNotFound, InvalidClientSettings
+    from userbase.tokens.oauth_errors import (
+        ClientNotFound,
+        PublicClientHasNoSecret,
+    )
 
     try:
         with SessionLocal.begin() as session:
             secret = clients.rotate_secret(session, client_id, actor_id=None, context=audit.CLI)
-    except (ClientNotFound, InvalidClientSettings) as exc:
+    except (ClientNotFound, PublicClientHasNoSecret) as exc:
         _fail(str(exc))
     typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
 

@@ -33,6 +33,7 @@ from userbase.tokens.oauth_errors import (
     InvalidClient,
     InvalidClientSettings,
     OAuthError,
+    PublicClientHasNoSecret,
 )
 
 logger = logging.getLogger("userbase.errors")
@@ -139,6 +140,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     ClientNotFound: 404,
     auth.SignInNotFound: 404,
     users.UserExists: 409,
+    PublicClientHasNoSecret: 409,
     users.LastAdmin: 409,
     accounts.EmailMismatch: 409,
     mail_links.AlreadyVerified: 409,

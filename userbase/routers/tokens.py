@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Form, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
 from userbase.admission import hashing_turn
@@ -66,14 +66,44 @@ async def _hashing_turn_for_passwords(grant_type: OptionalForm = None) -> Any:
         yield
 
 
+class OAuthErrorOut(BaseModel):
+    """An OAuth error (RFC 6749 section 5.2), what OAuth client libraries parse."""
+
+    error: str = Field(examples=["invalid_grant"])
+    error_description: str | None = None
+
+
+class TokenOut(BaseModel):
+    access_token: str = Field(description="A JWT (RFC 9068): check it with the JWKS.")
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int = Field(examples=[300])
+    scope: str | None = None
+    refresh_token: str | None = Field(
+        default=None, description="Single use: each refresh answers a new one."
+    )
+
+
+class IntrospectionOut(BaseModel):
+    """RFC 7662: `active`, and the token's claims when it is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    active: bool
+
+
+class JWKSOut(BaseModel):
+    keys: list[dict[str, Any]]
+
+
 _OAUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "An OAuth error: `{error, error_description}` (RFC 6749 5.2)"},
-    401: {"description": "Client authentication failed (`invalid_client`)"},
+    400: {"model": OAuthErrorOut, "description": "An OAuth error (RFC 6749 section 5.2)"},
+    401: {"model": OAuthErrorOut, "description": "Client authentication failed"},
 }
 
 
 @router.post(
     "/oauth/token",
+    response_model=TokenOut,
     responses={**_OAUTH_RESPONSES, 429: PROBLEM, 503: PROBLEM},
     summary="OAuth token endpoint: refresh_token, client_credentials, password (first party)",
     dependencies=[Depends(_hashing_turn_for_passwords, scope="function")],
@@ -130,6 +160,7 @@ def token(
 
 @router.post(
     "/oauth/revoke",
+    response_model=dict[str, Any],
     responses=_OAUTH_RESPONSES,
     summary="Revoke a refresh or access token (RFC 7009): its sign-in ends",
 )
@@ -146,11 +177,12 @@ def revoke(
         raise InvalidRequest("token is missing.")
     client = _authenticated_client(request, db, client_id, client_secret)
     grants.revoke(db, client, token=token, context=context)
-    return Response(status_code=200, headers=_NO_STORE)
+    return JSONBytes({}, headers=_NO_STORE)  # the body means nothing (RFC 7009 section 2.2)
 
 
 @router.post(
     "/oauth/introspect",
+    response_model=IntrospectionOut,
     responses=_OAUTH_RESPONSES,
     summary="Whether a token is live, and its claims (RFC 7662; confidential clients)",
 )
@@ -170,17 +202,15 @@ def introspect(
 
 @router.get(
     "/.well-known/jwks.json",
+    response_model=JWKSOut,
     summary="The public keys that sign userbase's tokens (RFC 7517)",
 )
 def jwks() -> Response:
     """Every key that signed a token still live: a service caches this for max-age and
     fetches it again when a token names a key it does not have."""
     max_age = get_settings().jwks_max_age_seconds
-    return JSONBytes(
-        keys.RING.jwks(),
-        headers={"Cache-Control": f"public, max-age={max_age}"},
-        media_type="application/jwk-set+json",
-    )
+    # application/json, as Keycloak, Auth0 and Supabase serve theirs: every JWKS client takes it.
+    return JSONBytes(keys.RING.jwks(), headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
 class ClientCreate(BaseModel):
@@ -188,8 +218,8 @@ class ClientCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=clients.NAME_MAX)
     redirect_uris: list[str] = Field(default_factory=list, max_length=20)
-    public: bool = False
-    first_party: bool = False
+    public: StrictBool = False
+    first_party: StrictBool = False
     grant_types: list[str] | None = Field(default=None, max_length=len(clients.GRANT_TYPES) + 1)
     scope: str = Field(default="", max_length=500)
 
@@ -275,7 +305,7 @@ def delete_client(
 @admin_router.post(
     "/{client_id}/secret",
     response_model=ClientOut,
-    responses={**_ADMIN_PROBLEMS, 404: PROBLEM, 422: PROBLEM},
+    responses={**_ADMIN_PROBLEMS, 404: PROBLEM, 409: PROBLEM},
 )
 def rotate_secret(
     client_id: str, admin: AdminDep, db: SessionDep, context: RequestContextDep

@@ -18,7 +18,12 @@ from userbase import audit
 from userbase.audit import EventKind, RequestContext
 from userbase.models import OAuthClient, utcnow
 from userbase.security import new_token, token_digest
-from userbase.tokens.oauth_errors import ClientNotFound, InvalidClient, InvalidClientSettings
+from userbase.tokens.oauth_errors import (
+    ClientNotFound,
+    InvalidClient,
+    InvalidClientSettings,
+    PublicClientHasNoSecret,
+)
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
 # A public client cannot keep a secret, so it cannot act as itself (RFC 6749 section 4.4).
@@ -147,7 +152,7 @@ def rotate_secret(
     """A new secret for a confidential client (the old one stops working); returned once."""
     client = get_client(session, client_id)
     if client.is_public:
-        raise InvalidClientSettings("a public client has no secret")
+        raise PublicClientHasNoSecret(client_id)
     secret, digest = new_token()
     client.secret_hash = digest
     client.secret_rotated_at = utcnow()

@@ -59,6 +59,13 @@ class InvalidClientSettings(ValueError):
     """A registration that cannot be made as asked (a bad URI, grant or scope)."""
 
 
+class PublicClientHasNoSecret(Exception):
+    """rotate-secret on a public client: there is nothing to rotate (409)."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(f"Client {client_id!r} is public: it has no secret.")
+
+
 class ClientNotFound(LookupError):
     def __init__(self, client_id: str) -> None:
         super().__init__(f"No client with client_id {client_id!r}.")
