@@ -20,11 +20,11 @@ def test_migration_0007_runs_again_over_what_an_interrupted_run_left_and_reverse
         command.upgrade(config, "0007")
         # As if the run had died after its DDL but before Alembic recorded the revision.
         with engine.begin() as connection:
-            connection.execute(text("UPDATE alembic_version SET version_num = '0005'"))
+            connection.execute(text("UPDATE alembic_version SET version_num = '0006'"))
         command.upgrade(config, "0007")
         assert current_revision(engine) == "0007"
 
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
         tables = set(inspect(engine).get_table_names())
         assert not {"signing_keys", "oauth_clients", "refresh_tokens"} & tables
         assert "client_id" not in {c["name"] for c in inspect(engine).get_columns("tokens")}

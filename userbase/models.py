@@ -166,7 +166,7 @@ class Token(Base):
 class SigningKey(Base):
     """A key that signs the JWTs userbase issues (userbase/tokens/keys.py).
 
-    The private key is a PKCS#8 PEM encrypted under USERBASE_SECRET_KEY; the public JWK is
+    The private key is a PKCS#8 PEM sealed under USERBASE_SECRET_KEY (sealing.py); the public JWK is
     what /.well-known/jwks.json publishes while `publish_until` is ahead (or unset).
     """
 

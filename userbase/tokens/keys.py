@@ -1,4 +1,4 @@
-"""Signing keys: kept in the database, private halves encrypted, published as a JWKS.
+"""Signing keys: kept in the database, private halves sealed, published as a JWKS.
 
 One key per algorithm is current (the newest not retired): ES256 signs access tokens, RS256
 is there for OpenID Connect's ID tokens. `rotate` makes new current keys; a replaced key signs
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from userbase.config import get_settings
 from userbase.database import SessionLocal, read_engine
 from userbase.models import SigningKey, utcnow
+from userbase.sealing import Unsealable, seal, unseal, uses_development_key
 
 logger = logging.getLogger("userbase.tokens")
 
@@ -37,31 +38,22 @@ RELOAD_SECONDS = 60.0
 # forged kids cannot turn every request into a query.
 UNKNOWN_KID_RELOAD_SECONDS = 1.0
 
-# Not a secret: it is in the source. It lets development start with nothing configured;
-# start-up logs a warning and `userbase check` warns while it is in use.
-_DEVELOPMENT_SECRET = "userbase-development-secret-do-not-use-in-production"
-
 
 class KeysUnreadable(RuntimeError):
-    """The stored private keys were encrypted under another USERBASE_SECRET_KEY."""
+    """The stored private keys were sealed under another USERBASE_SECRET_KEY (or none exist)."""
 
 
 def secret_key_is_default() -> bool:
-    """Whether the private keys are encrypted under the development default (no
-    USERBASE_SECRET_KEY set): fine on a laptop, a finding in production."""
-    return get_settings().secret_key is None
-
-
-def _secret() -> str:
-    configured = get_settings().secret_key
-    return configured.get_secret_value() if configured is not None else _DEVELOPMENT_SECRET
+    """Whether the private keys are sealed under the development key (USERBASE_SECRET_KEY
+    unset): fine on a laptop, a finding in production (sealing.py)."""
+    return uses_development_key(get_settings())
 
 
 def warn_if_default_secret() -> None:
     if secret_key_is_default():
         logger.warning(
-            "USERBASE_SECRET_KEY is not set: signing keys are encrypted under the development "
-            "default, which is in the source. Set it (e.g. `openssl rand -base64 32`) in "
+            "USERBASE_SECRET_KEY is not set: the private signing keys are sealed under the "
+            "development key, which is in the source. Set it (a long random string) in "
             "production, before the first start."
         )
 
@@ -81,7 +73,8 @@ def create_key(session: Session, alg: str) -> SigningKey:
     row = SigningKey(
         kid=key.kid,
         alg=alg,
-        private_pem=key.as_pem(private=True, password=_secret()).decode(),
+        # Sealed (sealing.py): a copy of the table is no copy of the keys.
+        private_pem=seal(key.as_pem(private=True)),
         public_jwk=json.dumps(key.as_dict(private=False)),
         created_at=utcnow(),
     )
@@ -141,11 +134,11 @@ def _import_private(row: SigningKey) -> ECKey | RSAKey:
     parameters: Any = {"kid": row.kid, "use": "sig", "alg": row.alg}
     key_type = ECKey if row.alg == "ES256" else RSAKey
     try:
-        return key_type.import_key(row.private_pem, parameters=parameters, password=_secret())
-    except ValueError as exc:
+        return key_type.import_key(unseal(row.private_pem), parameters=parameters)
+    except Unsealable as exc:
         raise KeysUnreadable(
             f"signing key {row.kid} cannot be decrypted: USERBASE_SECRET_KEY is not the one "
-            "it was encrypted under"
+            "it was sealed under"
         ) from exc
 
 
