@@ -5,7 +5,7 @@ import base64
 import binascii
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -43,9 +43,10 @@ def _client_credentials(
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidClient from exc
     basic_id, separator, basic_secret = decoded.partition(":")
-    if not separator or (client_id is not None and client_id != unquote(basic_id)):
+    basic_id, basic_secret = unquote_plus(basic_id), unquote_plus(basic_secret)
+    if not separator or (client_id is not None and client_id != basic_id):
         raise InvalidClient
-    return unquote(basic_id.replace("+", " ")), unquote(basic_secret.replace("+", " "))
+    return basic_id, basic_secret
 
 
 def _authenticated_client(
