@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from userbase import audit
 from userbase.audit import EventKind, RequestContext
@@ -411,9 +411,11 @@ def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
 
 
 def list_sign_ins(session: Session, user_id: int) -> Sequence[Token]:
-    """The user's live tokens, newest first (their digests are never shown)."""
+    """The user's live sign-ins (opaque tokens, and sign-ins through an OAuth client with
+    their client), newest first (their digests are never shown)."""
     return session.scalars(
         select(Token)
+        .options(joinedload(Token.client))
         .where(Token.user_id == user_id, Token.expires_at > utcnow())
         .order_by(Token.id.desc())
     ).all()

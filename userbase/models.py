@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 # The models' defaults use it; domain modules take it from here too (one clock: clock.py).
@@ -161,6 +161,8 @@ class Token(Base):
     client_id: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )
+    # Loaded only when asked for (the sessions list): a lazy load would be a query per row.
+    client: Mapped["OAuthClient | None"] = relationship(lazy="raise")
 
 
 class SigningKey(Base):
