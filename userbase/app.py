@@ -43,8 +43,8 @@ from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
-from userbase.worker_metrics import forget_dead_workers, worker_exiting
 from userbase.tokens import keys as signing_keys
+from userbase.worker_metrics import forget_dead_workers, worker_exiting
 
 logger = logging.getLogger("userbase")
 
