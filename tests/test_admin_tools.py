@@ -167,8 +167,10 @@ def test_users_see_their_live_sessions_but_never_the_tokens(client: Any) -> None
         "expires_at",
         "client_address",
         "user_agent",
+        "client",
         "current",
     }
+    assert listed[0]["client"] is None  # opaque tokens of /auth/token
     assert first not in response.text
     assert current not in response.text
 

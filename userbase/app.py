@@ -38,11 +38,12 @@ from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
-from userbase.routers import admin, auth, health, metrics, pages, sign_ins, users
+from userbase.routers import admin, auth, health, metrics, pages, sign_ins, tokens, users
 from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
 from userbase.throttle import prune_throttle_events
+from userbase.tokens import keys as signing_keys
 from userbase.worker_metrics import forget_dead_workers, worker_exiting
 
 logger = logging.getLogger("userbase")
@@ -167,6 +168,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings)
     # One process's pool at least must fit; `userbase serve` checks all its workers' together.
     await run_in_threadpool(ensure_fit_to_serve, engine, settings, workers=1)
+    await run_in_threadpool(signing_keys.prepare)
     await run_in_threadpool(warn_about_durability, engine)
     await run_in_threadpool(_synchronize_clock)
     if not settings.smtp_url:
@@ -260,6 +262,8 @@ def create_app() -> FastAPI:
         users.router,
         auth.router,
         admin.router,
+        tokens.admin_router,
+        tokens.router,
         pages.router,
         health.router,
         metrics.router,

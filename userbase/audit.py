@@ -31,6 +31,13 @@ class EventKind(StrEnum):
     USER_DELETED = "user_deleted"
     SESSION_REVOKED = "session_revoked"
     ACCOUNT_UNLOCKED = "account_unlocked"
+    # Tokens other services check (userbase/tokens/).
+    CLIENT_CREATED = "client_created"
+    CLIENT_DELETED = "client_deleted"
+    CLIENT_SECRET_ROTATED = "client_secret_rotated"
+    SIGNING_KEYS_ROTATED = "signing_keys_rotated"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    TOKEN_REVOKED = "token_revoked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from userbase import audit, devices
 from userbase.audit import EventKind, RequestContext
@@ -124,9 +124,12 @@ class SignInNotFound(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
-    token: str
+    # None for a sign-in through an OAuth client: it gets refresh and JWT access tokens instead
+    # (userbase/tokens/grants.py), which name the sign-in by `token_id`.
+    token: str | None
     expires_in: int
     user_id: int
+    token_id: int | None = None
     # The device token of the client that signed in (see _device_limits): a cookie.
     device_token: str | None = None
 
@@ -155,15 +158,23 @@ def sign_in(
     password: str,
     context: RequestContext,
     device_token: str | None = None,
+    client_id: int | None = None,
 ) -> IssuedToken:
     """Check the credentials and issue a token, or raise why not; audited either way.
+
+    With `client_id` (an OAuth client's row id) the sign-in is that client's: no opaque token.
 
     While a limit is reached the answer is LoginThrottled, before the password is even looked
     at: the right password does not help then. `device_token` is the device cookie of a client
     that signed in to this account before: its failures are counted apart (_device_limits).
     """
     outcome = _check_credentials(
-        session, login=login, password=password, context=context, device_token=device_token
+        session,
+        login=login,
+        password=password,
+        context=context,
+        device_token=device_token,
+        client_id=client_id,
     )
     if isinstance(outcome, SignInRefused):
         kind = _REFUSAL_EVENTS[type(outcome).__name__]
@@ -181,6 +192,7 @@ def _check_credentials(
     password: str,
     context: RequestContext,
     device_token: str | None,
+    client_id: int | None,
 ) -> IssuedToken | SignInRefused:
     throttle = get_throttle()
     now = utcnow()
@@ -215,12 +227,17 @@ def _check_credentials(
     if new_hash is not None:  # parameters were raised since this hash was made
         _load_user(session, user.id).password_hash = new_hash
     issued = issue_token(
-        session, user.id, client_address=context.client_address, user_agent=context.user_agent
+        session,
+        user.id,
+        client_address=context.client_address,
+        user_agent=context.user_agent,
+        client_id=client_id,
     )
     return IssuedToken(
         issued.token,
         issued.expires_in,
         issued.user_id,
+        token_id=issued.token_id,
         device_token=device_token
         if device_id
         else devices.issue_device_token(session, user.id, now),
@@ -267,22 +284,36 @@ def _load_user(session: Session, user_id: int) -> User:
 
 
 def issue_token(
-    session: Session, user_id: int, *, client_address: str | None, user_agent: str | None
+    session: Session,
+    user_id: int,
+    *,
+    client_address: str | None,
+    user_agent: str | None,
+    client_id: int | None = None,
 ) -> IssuedToken:
-    ttl = get_settings().token_ttl_seconds
-    token, digest = new_token()
+    """A new sign-in: an opaque bearer token, or (with `client_id`) a client's sign-in that
+    lives as long as its refresh tokens may (USERBASE_REFRESH_TOKEN_ABSOLUTE_SECONDS)."""
+    settings = get_settings()
+    token: str | None
+    if client_id is None:
+        ttl = settings.token_ttl_seconds
+        token, digest = new_token()
+    else:
+        ttl, token, digest = settings.refresh_token_absolute_seconds, None, None
     now = utcnow()
-    session.add(
-        Token(
-            user_id=user_id,
-            token_hash=digest,
-            created_at=now,
-            expires_at=now + timedelta(seconds=ttl),
-            client_address=client_address,
-            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
-        )
+    row = Token(
+        user_id=user_id,
+        token_hash=digest,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+        client_address=client_address,
+        user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
+        client_id=client_id,
     )
-    return IssuedToken(token=token, expires_in=ttl, user_id=user_id)
+    session.add(row)
+    if client_id is not None:
+        session.flush()  # its id is the `sid` of the sign-in's access tokens
+    return IssuedToken(token=token, expires_in=ttl, user_id=user_id, token_id=row.id)
 
 
 def resolve_token(session: Session, token: str) -> Principal:
@@ -347,9 +378,11 @@ def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
 
 
 def list_sign_ins(session: Session, user_id: int) -> Sequence[Token]:
-    """The user's live tokens, newest first (their digests are never shown)."""
+    """The user's live sign-ins (opaque tokens, and sign-ins through an OAuth client with
+    their client), newest first (their digests are never shown)."""
     return session.scalars(
         select(Token)
+        .options(joinedload(Token.client))
         .where(Token.user_id == user_id, Token.expires_at > utcnow())
         .order_by(Token.id.desc())
     ).all()

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from userbase import __version__, cli_accounts
+from userbase import __version__, cli_accounts, cli_tokens
 from userbase.cli_output import console
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def migrate() -> None:
     """
     from userbase.database import engine
     from userbase.schema_revision import current_revision, upgrade_to_head
+    from userbase.tokens import keys
 
     running = "?"
 
@@ -80,6 +81,7 @@ def migrate() -> None:
             markup=False,
         )
         raise typer.Exit(1) from exc
+    keys.prepare()  # a new database gets its signing keys here
     console.print(f"schema at revision {current_revision(engine)}")
 
 
@@ -505,3 +507,4 @@ def export(
 
 
 cli_accounts.register(app)
+cli_tokens.register(app)

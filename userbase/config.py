@@ -58,8 +58,24 @@ class Settings(BaseSettings):
     # The CPUs this process may run on (taskset, cgroups' cpusets), not all of the machine's.
     hash_concurrency: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
 
-    # Bearer tokens: opaque, stored as SHA-256, revocable at once (no JWT).
+    # Bearer tokens of POST /auth/token: opaque, stored as SHA-256, revocable at once. (The
+    # JWT access tokens of /oauth/token are below.)
     token_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Tokens other services check (userbase/tokens/, docs/tokens.md); their signing keys'
+    # private halves are sealed under secret_key (below). JWT access tokens (RFC 9068) are
+    # short: services that check them locally see a revocation only when they expire. At most
+    # 15 minutes.
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=900)
+    access_token_algorithm: Literal["ES256", "RS256"] = "ES256"
+    # The `aud` of access tokens (what a resource server checks); default: public_url.
+    token_audience: str | None = None
+    # Refresh tokens: a sign-in through a client ends when none of its refresh tokens was
+    # used for the idle time, and in any case after the absolute time.
+    refresh_token_idle_seconds: int = Field(default=14 * 86400, ge=60)
+    refresh_token_absolute_seconds: int = Field(default=60 * 86400, ge=60)
+    # Cache-Control max-age of /.well-known/jwks.json.
+    jwks_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+
     # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
     # per client address. Past the limit: 429 until the window has passed.
     login_window_seconds: int = Field(default=15 * 60, ge=1)
@@ -96,8 +112,10 @@ class Settings(BaseSettings):
     mail_max_attempts: int = Field(default=150, ge=1)
     # Sent mails (their content already wiped) are deleted after this long: `userbase purge-mail`.
     mail_retention_days: int = Field(default=7, ge=1)
-    # The key sealing what the database must not hold in clear (the links in queued mails). Any
-    # long random string; unset, a development key is used and start-up warns.
+    # The key sealing what the database must not hold in clear (the links in queued mails, the
+    # private signing keys). Any long random string; unset, a development key is used and
+    # start-up warns. To change it: `USERBASE_SECRET_KEY=new userbase keys rotate` first
+    # (docs/tokens.md).
     secret_key: SecretStr | None = Field(default=None, min_length=32)
     verify_token_ttl_seconds: int = Field(default=48 * 3600, ge=60)
     reset_token_ttl_seconds: int = Field(default=30 * 60, ge=60)

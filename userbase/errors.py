@@ -25,8 +25,16 @@ from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
+from userbase.responses import dumps
 from userbase.security_headers import EVERY_RESPONSE
 from userbase.throttle import StoreUnavailable
+from userbase.tokens.oauth_errors import (
+    ClientNotFound,
+    InvalidClient,
+    InvalidClientSettings,
+    OAuthError,
+    PublicClientHasNoSecret,
+)
 
 logger = logging.getLogger("userbase.errors")
 
@@ -129,12 +137,15 @@ _STATUS_OF: dict[type[Exception], int] = {
     auth.PasswordConfirmationRequired: 403,
     auth.EmailNotVerified: 403,
     users.UserNotFound: 404,
+    ClientNotFound: 404,
     auth.SignInNotFound: 404,
     users.UserExists: 409,
+    PublicClientHasNoSecret: 409,
     users.LastAdmin: 409,
     accounts.EmailMismatch: 409,
     mail_links.AlreadyVerified: 409,
     users.StaleVersion: 412,
+    InvalidClientSettings: 422,
     auth.LoginThrottled: 429,
     mail_links.RateLimited: 429,
 }
@@ -194,11 +205,23 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, "An unexpected error occurred.", instance=request.url.path, headers=headers)
 
 
+async def _on_oauth_error(request: Request, exc: OAuthError) -> Response:
+    # OAuth's endpoints answer as RFC 6749 section 5.2 says: what OAuth libraries parse.
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if isinstance(exc, InvalidClient):
+        headers["WWW-Authenticate"] = 'Basic realm="userbase"'
+    body = {"error": exc.error, "error_description": exc.description}
+    return Response(
+        dumps(body), status_code=exc.status, headers=headers, media_type="application/json"
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     for kind in _STATUS_OF:
         app.add_exception_handler(kind, _on_domain_error)
+    app.add_exception_handler(OAuthError, _on_oauth_error)  # type: ignore[arg-type]
     app.add_exception_handler(StaleDataError, _on_stale_data)
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)

@@ -16,7 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 # The models' defaults use it; domain modules take it from here too (one clock: clock.py).
@@ -148,12 +148,81 @@ class Token(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # None for a sign-in of an OAuth client (client_id set): it has no opaque token, only
+    # refresh tokens (RefreshToken) and JWT access tokens naming it as their `sid`.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     client_address: Mapped[str | None] = mapped_column(String(45))  # longest IPv6 text form
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
+    # The OAuth client the user signed in through (userbase/tokens/), else None. Deleting the
+    # client ends its sign-ins.
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    # Loaded only when asked for (the sessions list): a lazy load would be a query per row.
+    client: Mapped["OAuthClient | None"] = relationship(lazy="raise")
+
+
+class SigningKey(Base):
+    """A key that signs the JWTs userbase issues (userbase/tokens/keys.py).
+
+    The private key is a PKCS#8 PEM sealed under USERBASE_SECRET_KEY (sealing.py); the public JWK is
+    what /.well-known/jwks.json publishes while `publish_until` is ahead (or unset).
+    """
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    alg: Mapped[str] = mapped_column(String(10))
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when a newer key of its algorithm replaced it: it signs nothing more, and stays
+    # published until every token it signed has expired.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthClient(Base):
+    """An application registered to get tokens (userbase/tokens/clients.py)."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # SHA-256 of the secret (256 random bits, like bearer tokens); None for a public client.
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    is_public: Mapped[bool] = mapped_column(default=False)
+    first_party: Mapped[bool] = mapped_column(default=False)
+    # Space-separated lists (the wire format of OAuth's scope parameter); URIs have no spaces.
+    redirect_uris: Mapped[str] = mapped_column(Text)
+    grant_types: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RefreshToken(Base):
+    """One refresh token of a client's sign-in (a Token row): its family is the sign-in's.
+
+    Only the SHA-256 is stored. A used one is kept (used_at set) so that its reuse is
+    recognised: RFC 9700 section 4.14 then revokes the whole family.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sign_in_id: Mapped[int] = mapped_column(ForeignKey("tokens.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # What the access tokens it gets may carry (a refresh may ask for less, never more).
+    scope: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ThrottleEvent(Base):

@@ -242,6 +242,10 @@ class SignIn(BaseModel):
 class SignInOut(SignIn):
     """A sign-in as its owner or an admin sees it: whether it is the one asking, too."""
 
+    client: str | None = Field(
+        description="The client_id of the OAuth client signed in through (its refresh and JWT "
+        "access tokens, docs/tokens.md); null for an opaque token of POST /auth/token."
+    )
     current: bool
 
 

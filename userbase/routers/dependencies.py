@@ -18,6 +18,7 @@ from userbase.config import get_settings
 from userbase.database import READ_ONLY_METHODS, SessionDep, SessionLocal
 from userbase.logs import request_id_var
 from userbase.permissions import ensure_admin
+from userbase.tokens import access_tokens, grants
 
 logger = logging.getLogger("userbase.auth")
 
@@ -51,6 +52,10 @@ async def get_optional_principal(
 async def _resolve(
     request: Request, db: SessionDep, token: str, background: BackgroundTasks
 ) -> auth.Principal:
+    if access_tokens.looks_like_jwt(token):
+        # A JWT access token of an OAuth client's sign-in (userbase/tokens/): its signature,
+        # then its sign-in, so a sign-out is refused here at once. No last use to stamp.
+        return await run_in_threadpool(grants.resolve_access_token, db, token)
     principal = await run_in_threadpool(auth.resolve_token, db, token)
     used_at = principal.last_used_due
     if used_at is not None:  # at most once a minute per token (auth.LAST_USED_RESOLUTION)

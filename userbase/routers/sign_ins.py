@@ -24,7 +24,11 @@ def _list(db: SessionDep, principal: auth.Principal, user_id: int) -> Response:
     users.get_user(db, user_id)
     return JSONBytes(
         [
-            {**shaped(SignIn, token), "current": token.id == principal.token_id}
+            {
+                **shaped(SignIn, token),
+                "client": token.client.client_id if token.client else None,
+                "current": token.id == principal.token_id,
+            }
             for token in auth.list_sign_ins(db, user_id)
         ]
     )

@@ -1,0 +1,108 @@
+"""examples/resource_server.py, started as its own process next to a live userbase: it checks
+userbase's access tokens with nothing but the published keys."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.accounts import bearer
+from tests.conftest import LiveServer, _free_port, stop_process
+from tests.tokens import oauth_client, register_client, signed_in
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def resource_server(live_server: LiveServer) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "examples.resource_server:app",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            # userbase's default public URL is its issuer; the keys come from the live server.
+            "USERBASE_URL": "http://localhost:8000",
+            "USERBASE_JWKS_URL": f"{live_server.url}/.well-known/jwks.json",
+        },
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                stop_process(process)
+                raise RuntimeError("the example resource server did not start") from None
+            time.sleep(0.1)
+    yield url
+    stop_process(process)
+
+
+def test_it_accepts_a_users_access_token_without_asking_userbase(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    app = register_client()
+    token = signed_in(live_server.url, app)
+    user_id = httpx.get(
+        f"{live_server.url}/users/me", headers=bearer(token["access_token"])
+    ).json()["id"]
+
+    response = httpx.get(f"{resource_server}/hello", headers=bearer(token["access_token"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"user": str(user_id), "client": app.client_id, "scope": "read write"}
+
+
+def test_it_accepts_a_service_token(live_server: LiveServer, resource_server: str) -> None:
+    service = register_client(grants=("client_credentials",), first_party=False, scope="audit")
+    with oauth_client(service) as client:
+        token = client.fetch_token(
+            f"{live_server.url}/oauth/token", grant_type="client_credentials"
+        )
+    response = httpx.get(f"{resource_server}/hello", headers=bearer(token["access_token"]))
+    assert response.json() == {
+        "user": service.client_id,
+        "client": service.client_id,
+        "scope": "audit",
+    }
+
+
+def test_it_refuses_no_token_a_tampered_one_and_an_opaque_one(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    token = signed_in(live_server.url, register_client())["access_token"]
+    header, payload, signature = token.split(".")
+    tampered = (
+        f"{header}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    )
+    opaque = httpx.post(
+        f"{live_server.url}/auth/token",
+        data={"username": "user1", "password": "correct horse battery"},
+    ).json()["access_token"]
+
+    assert httpx.get(f"{resource_server}/hello").status_code == 401
+    assert httpx.get(f"{resource_server}/hello", headers=bearer(tampered)).status_code == 401
+    assert httpx.get(f"{resource_server}/hello", headers=bearer(opaque)).status_code == 401
+
+
+def test_a_sign_out_reaches_it_only_when_the_token_expires(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    """What docs/tokens.md says: userbase refuses at once, a service checking locally keeps
+    accepting the token for the rest of its (5 minute) life."""
+    token = signed_in(live_server.url, register_client())["access_token"]
+    httpx.post(f"{live_server.url}/auth/logout", headers=bearer(token))
+
+    assert httpx.get(f"{live_server.url}/users/me", headers=bearer(token)).status_code == 401
+    assert httpx.get(f"{resource_server}/hello", headers=bearer(token)).status_code == 200

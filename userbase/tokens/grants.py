@@ -1,0 +1,314 @@
+"""The grants of the token endpoint, revocation and introspection. No HTTP here.
+
+A user's sign-in through a client is a row of `tokens` without an opaque token (auth.py); its
+refresh tokens (RefreshToken) are its family, and its JWT access tokens name it as `sid`.
+Ending the sign-in (sign-out, revocation, a reused refresh token, a new password) deletes the
+row: the family goes with it, and userbase's own API refuses its access tokens at once.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from userbase import audit, auth
+from userbase.audit import EventKind, RequestContext
+from userbase.config import get_settings
+from userbase.models import OAuthClient, RefreshToken, Token, User, table_of, utcnow
+from userbase.security import TOKEN_PATTERN, new_token, token_digest
+from userbase.tokens import access_tokens
+from userbase.tokens.clients import check_scope, grants_of
+from userbase.tokens.oauth_errors import (
+    InvalidClientSettings,
+    InvalidGrant,
+    InvalidScope,
+    UnauthorizedClient,
+    UnsupportedTokenType,
+)
+from userbase.users import ACCOUNT_COLUMNS, Account
+
+# The password grant (RFC 6749 section 4.3) is for the service's own apps only: a client
+# registered --first-party with this grant. Third parties get authorization_code (next issue).
+PASSWORD_GRANT = "password"
+
+_TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
+_users, _tokens = table_of(User).c, table_of(Token).c
+_SIGN_IN_OWNER = select(*ACCOUNT_COLUMNS).join_from(
+    table_of(Token), table_of(User), _tokens.user_id == _users.id
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+
+
+def _granted_scope(allowed: str, requested: str | None) -> str:
+    """The scope asked for (all of `allowed` when none is), or InvalidScope past it."""
+    if requested is None:
+        return allowed
+    try:
+        asked = check_scope(requested)
+    except InvalidClientSettings as exc:
+        raise InvalidScope(str(exc)) from exc
+    if not set(asked) <= set(allowed.split()):
+        raise InvalidScope("The scope asked for is more than the client (or grant) has.")
+    return " ".join(asked)
+
+
+def _issue(
+    session: Session,
+    client: OAuthClient,
+    sign_in: Token,
+    scope: str,
+    now: datetime,
+    *,
+    refresh_scope: str | None = None,
+) -> IssuedTokens:
+    """An access token with `scope`, and a refresh token (if the client has the grant) with
+    `refresh_scope`: a refresh that narrows the scope keeps the refresh token's as it was
+    (RFC 6749 section 6)."""
+    access = access_tokens.mint(
+        subject=str(sign_in.user_id),
+        client_id=client.client_id,
+        scope=scope,
+        sign_in_id=sign_in.id,
+    )
+    refresh = None
+    if "refresh_token" in grants_of(client):
+        refresh, digest = new_token()
+        idle = timedelta(seconds=get_settings().refresh_token_idle_seconds)
+        session.add(
+            RefreshToken(
+                sign_in_id=sign_in.id,
+                token_hash=digest,
+                scope=scope if refresh_scope is None else refresh_scope,
+                created_at=now,
+                expires_at=min(now + idle, sign_in.expires_at),
+            )
+        )
+    return IssuedTokens(access.token, access.expires_in, scope, refresh)
+
+
+def password_grant(
+    session: Session,
+    client: OAuthClient,
+    *,
+    username: str,
+    password: str,
+    scope: str | None,
+    context: RequestContext,
+) -> IssuedTokens:
+    """A first-party client signs its user in: a sign-in of the client, its first tokens."""
+    if not client.first_party or PASSWORD_GRANT not in grants_of(client):
+        raise UnauthorizedClient("Only first-party clients registered for it use this grant.")
+    granted = _granted_scope(client.scope, scope)
+    try:
+        issued = auth.sign_in(
+            session, login=username, password=password, context=context, client_id=client.id
+        )
+    except (auth.InvalidCredentials, auth.EmailNotVerified) as exc:
+        raise InvalidGrant(str(exc)) from exc
+    sign_in = session.get(Token, issued.token_id)
+    if sign_in is None:  # flushed by sign_in a moment ago
+        raise LookupError("the new sign-in vanished")
+    return _issue(session, client, sign_in, granted, utcnow())
+
+
+def refresh(
+    session: Session,
+    client: OAuthClient,
+    *,
+    refresh_token: str,
+    scope: str | None,
+    context: RequestContext,
+) -> IssuedTokens:
+    """Spend a refresh token for new tokens (the refresh token rotates on every use).
+
+    A refresh token used twice, whoever comes second (RFC 9700 section 4.14), ends its sign-in:
+    every refresh token of the family dies, and userbase's API refuses its access tokens.
+    """
+    if "refresh_token" not in grants_of(client):
+        raise UnauthorizedClient("This client is not registered for refresh tokens.")
+    if not _TOKEN_SHAPE.match(refresh_token):
+        raise InvalidGrant("The refresh token is malformed.")
+    now = utcnow()
+    row = session.execute(
+        select(RefreshToken, Token)
+        .join(Token, RefreshToken.sign_in_id == Token.id)
+        .where(RefreshToken.token_hash == token_digest(refresh_token))
+    ).first()
+    if row is None:
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
+    spent, sign_in = row
+    if sign_in.client_id != client.id:  # RFC 6749 section 6: bound to its client
+        raise InvalidGrant("The refresh token was issued to another client.")
+    # Before the token is spent: a wrong scope must not cost the client its sign-in.
+    granted = _granted_scope(spent.scope, scope)
+    # One UPDATE decides which use is the first: a concurrent one waits for it, then finds
+    # the token used (PostgreSQL and MariaDB re-read the row they waited for; SQLite's
+    # writers take turns).
+    won = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == spent.id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        auth.revoke_token(session, sign_in.id)
+        audit.record(
+            session,
+            EventKind.REFRESH_TOKEN_REUSED,
+            context,
+            user_id=sign_in.user_id,
+            detail=f"client={client.client_id} session={sign_in.id}",
+        )
+        raise InvalidGrant("The refresh token was used already: its sign-in is ended.")
+    if spent.expires_at <= now or sign_in.expires_at <= now:
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
+    user = session.get(User, sign_in.user_id)
+    if user is None or not user.is_active:
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
+    sign_in.last_used_at = now
+    return _issue(session, client, sign_in, granted, now, refresh_scope=spent.scope)
+
+
+def client_credentials(session: Session, client: OAuthClient, *, scope: str | None) -> IssuedTokens:
+    """A confidential client acting as itself (a service account): an access token whose
+    `sub` is the client; no refresh token (RFC 6749 section 4.4.3), no sign-in."""
+    if client.is_public or "client_credentials" not in grants_of(client):
+        raise UnauthorizedClient("This client is not registered for client_credentials.")
+    granted = _granted_scope(client.scope, scope)
+    access = access_tokens.mint(
+        subject=client.client_id, client_id=client.client_id, scope=granted, sign_in_id=None
+    )
+    return IssuedTokens(access.token, access.expires_in, granted)
+
+
+def _refresh_row(session: Session, token: str) -> tuple[RefreshToken, Token] | None:
+    if not _TOKEN_SHAPE.match(token):
+        return None
+    row = session.execute(
+        select(RefreshToken, Token)
+        .join(Token, RefreshToken.sign_in_id == Token.id)
+        .where(RefreshToken.token_hash == token_digest(token))
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _verified(token: str) -> dict[str, Any] | None:
+    if not access_tokens.looks_like_jwt(token):
+        return None
+    try:
+        return access_tokens.verify(token)
+    except access_tokens.InvalidAccessToken:
+        return None
+
+
+def revoke(session: Session, client: OAuthClient, *, token: str, context: RequestContext) -> None:
+    """RFC 7009: end the sign-in a refresh or access token of this client belongs to.
+
+    An unknown, invalid or expired token is no error (section 2.2). An access token of
+    client_credentials belongs to no sign-in: it cannot be revoked, only left to expire.
+    """
+    claims = _verified(token)
+    if claims is not None:
+        if claims["client_id"] != client.client_id:
+            raise UnauthorizedClient("The token was issued to another client.")
+        if "sid" not in claims:
+            raise UnsupportedTokenType(
+                "An access token of client_credentials cannot be revoked; it expires soon."
+            )
+        sign_in = session.get(Token, int(claims["sid"]))
+    else:
+        row = _refresh_row(session, token)
+        if row is None:
+            return
+        if row[1].client_id != client.id:
+            raise UnauthorizedClient("The token was issued to another client.")
+        sign_in = row[1]
+    if sign_in is None:
+        return
+    auth.revoke_token(session, sign_in.id)
+    audit.record(
+        session,
+        EventKind.TOKEN_REVOKED,
+        context,
+        user_id=sign_in.user_id,
+        detail=f"client={client.client_id} session={sign_in.id}",
+    )
+
+
+_INACTIVE: dict[str, Any] = {"active": False}
+
+
+def introspect(session: Session, client: OAuthClient, *, token: str) -> dict[str, Any]:
+    """RFC 7662: whether the token is live now, and its claims. For confidential clients
+    (the resource servers that ask); a public client cannot keep the answer to itself."""
+    if client.is_public:
+        raise UnauthorizedClient("Public clients cannot introspect tokens.")
+    now = utcnow()
+    claims = _verified(token)
+    if claims is not None:
+        if "sid" in claims and live_sign_in_owner(session, int(claims["sid"]), now) is None:
+            return _INACTIVE
+        return {"active": True, "token_type": "access_token", **claims}
+    row = _refresh_row(session, token)
+    if row is None:
+        return _INACTIVE
+    refresh_row, sign_in = row
+    if refresh_row.used_at is not None or refresh_row.expires_at <= now:
+        return _INACTIVE
+    owner = live_sign_in_owner(session, sign_in.id, now)
+    if owner is None or sign_in.client_id is None:
+        return _INACTIVE
+    client_id = session.scalar(
+        select(OAuthClient.client_id).where(OAuthClient.id == sign_in.client_id)
+    )
+    return {
+        "active": True,
+        "token_type": "refresh_token",
+        "sub": str(owner.id),
+        "client_id": client_id,
+        "scope": refresh_row.scope,
+        "exp": int(refresh_row.expires_at.timestamp()),
+        "iat": int(refresh_row.created_at.timestamp()),
+        "iss": access_tokens.issuer(),
+        "sid": str(sign_in.id),
+    }
+
+
+def live_sign_in_owner(session: Session, sign_in_id: int, now: datetime) -> Account | None:
+    """The active user whose sign-in this is, while it is live; else None."""
+    row = (
+        session.connection()
+        .execute(_SIGN_IN_OWNER.where(_tokens.id == sign_in_id, _tokens.expires_at > now))
+        .first()
+    )
+    if row is None:
+        return None
+    account = Account(*row)
+    return account if account.is_active else None
+
+
+def resolve_access_token(session: Session, token: str) -> auth.Principal:
+    """The signed-in user of a JWT access token, for userbase's own API: the signature, the
+    expiry, issuer and audience, and that its sign-in is still live (so a sign-out or a
+    revocation is refused here at once, not when the token expires)."""
+    try:
+        claims = access_tokens.verify(token)
+    except access_tokens.InvalidAccessToken as exc:
+        raise auth.NotAuthenticated(str(exc)) from exc
+    sid = claims.get("sid")
+    if not isinstance(sid, str) or not sid.isdigit():
+        raise auth.NotAuthenticated("This access token names no signed-in user.")
+    user = live_sign_in_owner(session, int(sid), utcnow())
+    if user is None or str(user.id) != claims["sub"]:
+        raise auth.NotAuthenticated("The bearer token is unknown, expired or revoked.")
+    return auth.Principal(user=user, token_id=int(sid))
