@@ -63,7 +63,13 @@ class FreshDatabase:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "USERBASE_REDIS_URL"}
-        return {**env, "DATABASE_URL": self.database.url, "COLUMNS": "200"}
+        # A production-like migrate: a secret of its own, so no development-key warning.
+        return {
+            **env,
+            "DATABASE_URL": self.database.url,
+            "COLUMNS": "200",
+            "USERBASE_SECRET_KEY": "migrations-test-secret-" + "x" * 32,
+        }
 
     def differences_from_the_models(self) -> list[Any]:
         with self.engine.connect() as connection:
@@ -93,6 +99,24 @@ def test_migrate_names_each_revision_as_it_runs(fresh: FreshDatabase) -> None:
     again = fresh.migrate()
     assert again.returncode == 0
     assert again.stderr.splitlines() == [f"schema at revision {SCHEMA_HEAD}"]
+
+
+def test_migrate_without_a_secret_key_warns_that_keys_are_sealed_under_the_development_key(
+    fresh: FreshDatabase,
+) -> None:
+    env = {k: v for k, v in fresh.env().items() if k != "USERBASE_SECRET_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "userbase", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "USERBASE_SECRET_KEY" in line]
+    assert len(warnings) == 1
+    assert "development key" in warnings[0]
 
 
 def test_a_revision_partly_applied_by_hand_is_completed_by_migrate(fresh: FreshDatabase) -> None:
