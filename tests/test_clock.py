@@ -12,8 +12,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from userbase.clock import CLOCK, measure_offset
 from userbase.database import SessionLocal, engine
@@ -105,6 +106,44 @@ def test_a_server_on_a_skewed_host_warns_at_start_up(tmp_path: Path, database_ur
         )
         server.stop()
     assert "HOST CLOCK OFF" in log.read_text()
+
+
+@pytest.mark.engines("postgresql", "mariadb")
+def test_instances_an_hour_ahead_and_behind_agree_on_whether_a_token_is_still_valid(
+    database_url: str,
+) -> None:
+    from tests.accounts import bearer, sign_up, token_for
+    from tests.conftest import LiveServer
+
+    skews = ("+1h", "-1h")
+    servers = [
+        LiveServer(
+            database_url,
+            FAKETIME=skew,
+            FAKETIME_DONT_FAKE_MONOTONIC="1",
+            LD_PRELOAD=_libfaketime(),
+        )
+        for skew in skews
+    ]
+    try:
+        with httpx.Client(base_url=servers[0].url, timeout=30) as client:
+            sign_up(client, "skew")
+            token = token_for(client, "userskew")
+
+        def answers(expires_in: timedelta) -> list[int]:
+            with SessionLocal.begin() as session:
+                session.execute(update(Token).values(expires_at=utcnow() + expires_in))
+            return [
+                httpx.get(f"{server.url}/users/me", headers=bearer(token), timeout=30).status_code
+                for server in servers
+            ]
+
+        # By the database's clock: valid five more minutes, then expired five minutes ago.
+        assert answers(timedelta(minutes=5)) == [200, 200]
+        assert answers(timedelta(minutes=-5)) == [401, 401]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def _libfaketime() -> str:
