@@ -229,14 +229,16 @@ def test_a_read_is_served_while_a_burst_waits_for_its_hashes(
             time.sleep(one_hash)  # the burst now holds the hashing thread and has a queue
             read = client.get(f"/users/{user_id}")
             read_answered = time.monotonic() - started
+            still_waiting = sum(not answer.done() for answer in answers)
             statuses = [answer.result().status_code for answer in answers]
             burst_done = time.monotonic() - started
 
     assert read.status_code == 200
     assert statuses == [status] * BURST
     # The burst needs BURST hashes one after another; the read waited for none of them, where
-    # it used to queue for a slot behind every request of the burst.
-    assert burst_done > BURST / 2 * one_hash
+    # it used to queue for a slot behind every request of the burst: when it was answered, most
+    # of the burst was still waiting (counted, not timed: a loaded machine varies a hash's time).
+    assert still_waiting >= BURST / 2
     assert read_answered < burst_done / 2
 
 
