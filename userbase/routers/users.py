@@ -272,7 +272,7 @@ async def read_me(principal: PrincipalDep) -> Response:
 @router.put(
     "/me/password",
     status_code=204,
-    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM},
     summary="Change your password; every token of yours is revoked",
     dependencies=[HASHING_TURN],
 )
