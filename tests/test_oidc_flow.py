@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from tests.accounts import PASSWORD, bearer
 from tests.oidc import (
     ISSUER,
+    LOGOUT_URI,
     REDIRECT_URI,
     AuthRequest,
     code_for,
@@ -261,14 +262,13 @@ def test_a_request_without_the_openid_scope_is_invalid_scope(client: Any) -> Non
 
 
 def test_unknown_scopes_are_ignored_and_the_token_has_what_was_granted(client: Any) -> None:
-    create_user(1)
+    user_id = create_user(1)
     rp = register_rp(first_party=True, scope="read")
     request = AuthRequest(rp.client_id, extra={"scope": "openid read admin:everything"})
     tokens = exchange(client, rp, request, code_for(client, request, "user1")).json()
     assert tokens["scope"] == "openid read"
-    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).json() == {
-        "sub": "1"
-    }
+    userinfo = client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).json()
+    assert userinfo == {"sub": str(user_id)}
 
 
 def test_an_unknown_client_is_an_error_page_and_never_a_redirect(client: Any) -> None:
@@ -389,7 +389,7 @@ def test_a_code_is_bound_to_its_client_and_redirect_uri_and_lives_60_seconds(cli
 
 
 def test_userinfo_by_get_and_post_releases_what_the_scope_allows(client: Any) -> None:
-    create_user(1)
+    user_id = create_user(1)
     rp = register_rp(first_party=True)
     request = AuthRequest(rp.client_id, extra={"scope": "openid email"})
     access = exchange(client, rp, request, code_for(client, request, "user1")).json()[
@@ -398,7 +398,7 @@ def test_userinfo_by_get_and_post_releases_what_the_scope_allows(client: Any) ->
 
     by_get = client.get("/oauth/userinfo", headers=bearer(access))
     by_post = client.post("/oauth/userinfo", data={"access_token": access})
-    expected = {"sub": "1", "email": "user1@example.com", "email_verified": False}
+    expected = {"sub": str(user_id), "email": "user1@example.com", "email_verified": False}
     assert by_get.json() == expected
     assert by_post.json() == expected
     assert client.post("/oauth/userinfo", headers=bearer(access)).json() == expected
@@ -592,3 +592,27 @@ def test_a_missing_response_type_goes_back_as_an_error(client: Any) -> None:
     request = AuthRequest(rp.client_id, extra={"response_type": ""})
     params = redirected_params(client.get(request.url(), follow_redirects=False))
     assert params["error"] == "unsupported_response_type"
+
+
+def test_logout_with_an_id_token_hint_signs_out_at_once_and_goes_back(client: Any) -> None:
+    create_user(1)
+    rp = register_rp(first_party=True)
+    request = AuthRequest(rp.client_id)
+    tokens = exchange(client, rp, request, code_for(client, request, "user1")).json()
+    params = {
+        "id_token_hint": tokens["id_token"],
+        "post_logout_redirect_uri": LOGOUT_URI,
+        "state": "back-here",
+    }
+    done = client.get("/oauth/logout", params=params, follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"] == f"{LOGOUT_URI}?state=back-here"
+    assert f'{COOKIE}=""' in done.headers["set-cookie"]  # the cookie is deleted
+    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 401
+    with SessionLocal() as session:
+        assert session.scalars(select(Token)).all() == []
+        assert "logout" in session.scalars(select(SecurityEvent.kind)).all()
+    # Once more, signed out already: no question, userbase's own page.
+    again = client.get("/oauth/logout", follow_redirects=False)
+    assert again.status_code == 200
+    assert "You are signed out" in again.text
