@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 def _page(name: str, body: str) -> HTMLResponse:
-    return HTMLResponse(f'<!doctype html><html lang="en"><title>{name}</title>{body}</html>')
+    icon = '<link rel="icon" href="data:,">'  # no favicon request
+    return HTMLResponse(f'<!doctype html><html lang="en"><title>{name}</title>{icon}{body}</html>')
 
 
 def create_app(

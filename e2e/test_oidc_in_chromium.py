@@ -63,6 +63,12 @@ def test_relying_parties_sign_in_through_chromium_with_single_sign_on_and_logout
     page.on("request", lambda request: visited.append(f"{request.method} {request.url}"))
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} {response.url}") if response.status >= 400 else None
+        ),
+    )
+    page.on(
         "console", lambda message: errors.append(message.text) if message.type == "error" else None
     )
     try:
