@@ -3,7 +3,6 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -12,12 +11,9 @@ from userbase.oidc import consent, discovery
 from userbase.oidc.userinfo import InsufficientScope, InvalidToken, userinfo
 from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
-from userbase.routers.dependencies import PrincipalDep, RequestContextDep
+from userbase.routers.dependencies import BearerToken, PrincipalDep, RequestContextDep
 
 router = APIRouter(tags=["openid connect"])
-
-_bearer = HTTPBearer(auto_error=False)
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 @router.get(
@@ -55,10 +51,10 @@ async def _form_token(request: Request) -> str | None:
 FormToken = Annotated[str | None, Depends(_form_token)]
 
 
-def _userinfo(db: SessionDep, credentials: BearerCredentials, form_token: str | None) -> Response:
-    if credentials is not None and form_token is not None:
+def _userinfo(db: SessionDep, header_token: str | None, form_token: str | None) -> Response:
+    if header_token is not None and form_token is not None:
         return _rfc6750_error(400, "invalid_request", "Send the access token one way only.")
-    token = credentials.credentials if credentials is not None else form_token
+    token = header_token if header_token is not None else form_token
     try:
         return JSONBytes(userinfo(db, token))
     except InvalidToken as exc:
@@ -79,8 +75,8 @@ _USERINFO_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_USERINFO_RESPONSES,
     summary="UserInfo: the signed-in user's claims, as the access token's scope allows",
 )
-def userinfo_get(db: SessionDep, credentials: BearerCredentials) -> Response:
-    return _userinfo(db, credentials, None)
+def userinfo_get(db: SessionDep, token: BearerToken) -> Response:
+    return _userinfo(db, token, None)
 
 
 @router.post(
@@ -89,10 +85,8 @@ def userinfo_get(db: SessionDep, credentials: BearerCredentials) -> Response:
     responses=_USERINFO_RESPONSES,
     summary="UserInfo by POST (the token in the header or as access_token in the form)",
 )
-def userinfo_post(
-    db: SessionDep, credentials: BearerCredentials, form_token: FormToken
-) -> Response:
-    return _userinfo(db, credentials, form_token)
+def userinfo_post(db: SessionDep, token: BearerToken, form_token: FormToken) -> Response:
+    return _userinfo(db, token, form_token)
 
 
 class ConsentOut(BaseModel):
