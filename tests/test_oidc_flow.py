@@ -28,6 +28,7 @@ from tests.oidc import (
     submit_sign_in,
 )
 from tests.tokens import create_user, register_client
+from userbase.config import get_settings
 from userbase.database import SessionLocal
 from userbase.models import (
     AuthorizationCode,
@@ -461,8 +462,6 @@ def test_the_browser_cookie_is_httponly_lax_and_secure_on_https(
     assert "Path=/" in cookie
     assert "Secure" not in cookie  # USERBASE_PUBLIC_URL is http://localhost here
 
-    from userbase.config import get_settings
-
     monkeypatch.setattr(get_settings(), "public_url", "https://id.example.com")
     client.cookies.clear()
     client.base_url = "https://testserver"  # a browser sends Secure cookies over https only
@@ -616,3 +615,31 @@ def test_logout_with_an_id_token_hint_signs_out_at_once_and_goes_back(client: An
     again = client.get("/oauth/logout", follow_redirects=False)
     assert again.status_code == 200
     assert "You are signed out" in again.text
+
+
+def test_an_operator_replaces_a_template_by_name(
+    client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    (tmp_path / "error.html").write_text(
+        '{% extends "base.html" %}{% block content %}<h1>ACME identity</h1>'
+        "<p>{{ message }}</p>{% endblock %}"
+    )
+    monkeypatch.setattr(get_settings(), "templates_dir", tmp_path)
+    page = client.get("/oauth/authorize?client_id=nobody&response_type=code")
+    assert page.status_code == 400
+    assert "<h1>ACME identity</h1>" in page.text
+    assert (
+        '<link rel="stylesheet" href="/oauth/pages.css">' in page.text
+    )  # base.html: the package's
+    assert "Sign in" in client.get("/oauth/sign-in").text  # the others stay
+
+
+def test_a_public_url_on_plain_http_is_refused_by_the_authorization_endpoint(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "public_url", "http://id.example.com")
+    rp = register_rp()
+    page = client.get(AuthRequest(rp.client_id).url(), follow_redirects=False)
+    assert page.status_code == 500
+    assert "https" in page.text
+    assert "location" not in page.headers
