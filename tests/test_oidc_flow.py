@@ -643,3 +643,18 @@ def test_a_public_url_on_plain_http_is_refused_by_the_authorization_endpoint(
     assert page.status_code == 500
     assert "https" in page.text
     assert "location" not in page.headers
+
+
+def test_prompt_consent_asks_again_though_the_consent_is_remembered(client: Any) -> None:
+    create_user(1)
+    rp = register_rp()
+    code_for(client, AuthRequest(rp.client_id), "user1")
+    request = AuthRequest(rp.client_id, extra={"prompt": "consent"})
+    page = client.get(request.url(), follow_redirects=False)
+    assert page.status_code == 200
+    assert "Allow" in page.text
+    assert "code" in redirected_params(submit_consent(client, page))
+    # A first-party application is never asked, prompt=consent or not.
+    own = register_rp(first_party=True, name="Own")
+    asked = AuthRequest(own.client_id, extra={"prompt": "consent"}).url()
+    assert "code" in redirected_params(client.get(asked, follow_redirects=False))
