@@ -144,13 +144,18 @@ class LiveServer:
         output: Any = None,
         command: tuple[str, ...] = UVICORN,
         host: str = "127.0.0.1",
+        public_url_is_own: bool = False,
         **env: str,
     ) -> None:
         """`output`: a file for the server's stdout and stderr (its logs); default: inherited.
         `command`: what follows `python -m` (UVICORN or USERBASE_SERVE, and options);
-        `host`: the address it binds (it is reached on 127.0.0.1 in any case)."""
+        `host`: the address it binds (it is reached on 127.0.0.1 in any case);
+        `public_url_is_own`: USERBASE_PUBLIC_URL is its own address (the OpenID Connect
+        issuer a client library finds it at)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if public_url_is_own:
+            env = {**env, "USERBASE_PUBLIC_URL": self.url}
         self.process = subprocess.Popen(
             [sys.executable, "-m", *command, "--host", host, "--port", str(self.port)],
             env={**os.environ, "DATABASE_URL": database_url, **env},

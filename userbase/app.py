@@ -38,7 +38,19 @@ from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
-from userbase.routers import admin, auth, health, metrics, pages, sign_ins, tokens, users
+from userbase.routers import (
+    account_pages,
+    admin,
+    auth,
+    health,
+    metrics,
+    oidc,
+    oidc_pages,
+    pages,
+    sign_ins,
+    tokens,
+    users,
+)
 from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
@@ -256,9 +268,12 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     register_pool(engine)
     mail.expose_given_up(read_engine)
-    # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
+    # sign_ins and oidc first: their /users/me/... paths must win over /users/{user_id}/... ones.
     for router in (
         sign_ins.router,
+        oidc.router,
+        oidc_pages.router,
+        account_pages.router,
         users.router,
         auth.router,
         admin.router,

@@ -38,6 +38,10 @@ class EventKind(StrEnum):
     SIGNING_KEYS_ROTATED = "signing_keys_rotated"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     TOKEN_REVOKED = "token_revoked"
+    # The OpenID Connect provider (userbase/oidc/).
+    CONSENT_GRANTED = "consent_granted"
+    CONSENT_REVOKED = "consent_revoked"
+    AUTHORIZATION_CODE_REUSED = "authorization_code_reused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,10 +159,12 @@ def sign_in(
     context: RequestContext,
     device_token: str | None = None,
     client_id: int | None = None,
+    browser: bool = False,
 ) -> IssuedToken:
     """Check the credentials and issue a token, or raise why not; audited either way.
 
     With `client_id` (an OAuth client's row id) the sign-in is that client's: no opaque token.
+    With `browser`, it is a sign-in on userbase's own pages (userbase/oidc/): no token either.
 
     While a limit is reached the answer is LoginThrottled, before the password is even looked
     at: the right password does not help then. `device_token` is the device cookie of a client
@@ -175,6 +177,7 @@ def sign_in(
         context=context,
         device_token=device_token,
         client_id=client_id,
+        browser=browser,
     )
     if isinstance(outcome, SignInRefused):
         kind = _REFUSAL_EVENTS[type(outcome).__name__]
@@ -193,6 +196,7 @@ def _check_credentials(
     context: RequestContext,
     device_token: str | None,
     client_id: int | None,
+    browser: bool,
 ) -> IssuedToken | SignInRefused:
     throttle = get_throttle()
     now = utcnow()
@@ -232,6 +236,7 @@ def _check_credentials(
         client_address=context.client_address,
         user_agent=context.user_agent,
         client_id=client_id,
+        browser=browser,
     )
     return IssuedToken(
         issued.token,
@@ -290,12 +295,16 @@ def issue_token(
     client_address: str | None,
     user_agent: str | None,
     client_id: int | None = None,
+    browser: bool = False,
 ) -> IssuedToken:
     """A new sign-in: an opaque bearer token, or (with `client_id`) a client's sign-in that
-    lives as long as its refresh tokens may (USERBASE_REFRESH_TOKEN_ABSOLUTE_SECONDS)."""
+    lives as long as its refresh tokens may (USERBASE_REFRESH_TOKEN_ABSOLUTE_SECONDS), or
+    (`browser`) a browser's sign-in on userbase's pages, whose cookie userbase/oidc/ keeps."""
     settings = get_settings()
     token: str | None
-    if client_id is None:
+    if browser:
+        ttl, token, digest = settings.browser_sign_in_seconds, None, None
+    elif client_id is None:
         ttl = settings.token_ttl_seconds
         token, digest = new_token()
     else:
@@ -311,8 +320,8 @@ def issue_token(
         client_id=client_id,
     )
     session.add(row)
-    if client_id is not None:
-        session.flush()  # its id is the `sid` of the sign-in's access tokens
+    if token is None:
+        session.flush()  # its id is the `sid` of the sign-in's tokens
     return IssuedToken(token=token, expires_in=ttl, user_id=user_id, token_id=row.id)
 
 

@@ -102,6 +102,12 @@ def create_client(
         ),
     ] = None,
     scope: Annotated[str, typer.Option(help="The scopes it may ask for, space-separated.")] = "",
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--post-logout-redirect-uri", help="Where logout may send the browser back to."
+        ),
+    ] = None,
 ) -> None:
     """Register a client. Prints one line of JSON with its client_id and, for a confidential
     client, its client_secret: shown this once, stored only as a digest.
@@ -125,6 +131,7 @@ def create_client(
                 scope=scope,
                 actor_id=None,
                 context=audit.CLI,
+                post_logout_redirect_uris=post_logout_redirect_uri or [],
             )
             line = {"client_id": registered.client.client_id}
     except InvalidClientSettings as exc:

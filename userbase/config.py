@@ -4,6 +4,7 @@ import ipaddress
 import json
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -75,6 +76,13 @@ class Settings(BaseSettings):
     refresh_token_absolute_seconds: int = Field(default=60 * 86400, ge=60)
     # Cache-Control max-age of /.well-known/jwks.json.
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+    # The OpenID Connect provider (userbase/oidc/, docs/oidc.md). A browser sign-in on
+    # userbase's pages gives single sign-on this long (Keycloak's "SSO Session Max" default is
+    # 10 hours); the sign-ins of clients made through it end with it.
+    browser_sign_in_seconds: int = Field(default=10 * 3600, ge=60)
+    # A directory of Jinja2 templates that replace the package's (userbase/oidc/templates/)
+    # file by file: an operator's own sign-in, consent and logout pages.
+    templates_dir: Path | None = None
 
     # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
     # per client address. Past the limit: 429 until the window has passed.

@@ -23,6 +23,7 @@ from userbase import accounts, auth, mail_links, users
 from userbase.admission import HashingBusy
 from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
+from userbase.oidc.consent import ConsentNotFound
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
 from userbase.responses import dumps
@@ -139,6 +140,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     users.UserNotFound: 404,
     ClientNotFound: 404,
     auth.SignInNotFound: 404,
+    ConsentNotFound: 404,
     users.UserExists: 409,
     PublicClientHasNoSecret: 409,
     users.LastAdmin: 409,

@@ -163,6 +163,75 @@ class Token(Base):
     )
     # Loaded only when asked for (the sessions list): a lazy load would be a query per row.
     client: Mapped["OAuthClient | None"] = relationship(lazy="raise")
+    # For a client's sign-in made by the OpenID Connect provider (userbase/oidc/): the browser
+    # sign-in it came through. Ending that one (logout) ends this one with it.
+    browser_sign_in_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tokens.id", ondelete="CASCADE"), index=True
+    )
+
+
+class BrowserSignIn(Base):
+    """A sign-in on userbase's own pages (userbase/oidc/): the cookie that gives single sign-on.
+
+    Its row of `tokens` (no opaque token, no client) is what the sessions API lists; ending
+    it ends this, the client sign-ins made through it, and their pending codes. Only the
+    SHA-256 of the cookie is stored.
+    """
+
+    __tablename__ = "browser_sign_ins"
+
+    sign_in_id: Mapped[int] = mapped_column(
+        ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    cookie_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # OpenID Connect's auth_time: when the user last proved who they are (max_age, prompt=login).
+    authenticated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # How (OpenID Connect amr values, space-separated): "pwd" for the password; a second factor
+    # adds its own.
+    methods: Mapped[str] = mapped_column(String(100), default="pwd")
+
+
+class AuthorizationCode(Base):
+    """An authorization code (userbase/oidc/): single use, short-lived, bound to its client,
+    redirect URI and PKCE challenge. Only the SHA-256 of the code is stored."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    browser_sign_in_id: Mapped[int] = mapped_column(
+        ForeignKey("tokens.id", ondelete="CASCADE"), index=True
+    )
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(500))
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    code_challenge_method: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The client sign-in its exchange made: a second use of the code ends it (RFC 6749 4.1.2).
+    issued_sign_in_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tokens.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Consent(Base):
+    """The scopes a user granted a third-party client on the consent page (userbase/oidc/)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client_id: Mapped[int] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(String(500))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class SigningKey(Base):
@@ -204,6 +273,8 @@ class OAuthClient(Base):
     scope: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where RP-initiated logout may send the browser back to (userbase/oidc/), space-separated.
+    post_logout_redirect_uris: Mapped[str | None] = mapped_column(Text)
 
 
 class RefreshToken(Base):

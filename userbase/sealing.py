@@ -43,11 +43,21 @@ def _secret(settings: Settings) -> str:
     return settings.secret_key.get_secret_value()
 
 
-@lru_cache(maxsize=4)
-def _fernet(secret: str) -> Fernet:
+def derived_key(purpose: bytes) -> bytes:
+    """A 256-bit key for `purpose` alone (e.g. b"userbase csrf"), derived from
+    USERBASE_SECRET_KEY: what it keys cannot be made with another purpose's key."""
+    return _derive(_secret(get_settings()), purpose)
+
+
+@lru_cache(maxsize=8)
+def _derive(secret: str, purpose: bytes) -> bytes:
     # HKDF, not a password hash: the secret is a server key, not something a person chose.
-    # The `info` label keeps this key apart from any other one derived from the same secret.
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"userbase sealing").derive(
+    # The `info` label keeps each key apart from any other one derived from the same secret.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
         secret.encode()
     )
-    return Fernet(base64.urlsafe_b64encode(key))
+
+
+@lru_cache(maxsize=4)
+def _fernet(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derive(secret, b"userbase sealing")))

@@ -15,6 +15,7 @@ from userbase.admission import hashing_turn
 from userbase.config import get_settings
 from userbase.database import SessionDep
 from userbase.models import OAuthClient
+from userbase.oidc import server as oidc_server
 from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import AdminDep, RequestContextDep
@@ -82,6 +83,9 @@ class TokenOut(BaseModel):
     refresh_token: str | None = Field(
         default=None, description="Single use: each refresh answers a new one."
     )
+    id_token: str | None = Field(
+        default=None, description="authorization_code with openid: the ID token (docs/oidc.md)."
+    )
 
 
 class IntrospectionOut(BaseModel):
@@ -106,7 +110,8 @@ _OAUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/oauth/token",
     response_model=TokenOut,
     responses={**_OAUTH_RESPONSES, 429: PROBLEM, 503: PROBLEM},
-    summary="OAuth token endpoint: refresh_token, client_credentials, password (first party)",
+    summary="OAuth token endpoint: authorization_code, refresh_token, client_credentials, "
+    "password (first party)",
     dependencies=[Depends(_hashing_turn_for_passwords, scope="function")],
 )
 def token(
@@ -120,12 +125,23 @@ def token(
     password: OptionalForm = None,
     client_id: OptionalForm = None,
     client_secret: OptionalForm = None,
+    code: OptionalForm = None,
+    redirect_uri: OptionalForm = None,
+    code_verifier: OptionalForm = None,
 ) -> Response:
     """Access tokens are JWTs (RFC 9068) that other services check with the keys of
-    /.well-known/jwks.json; refresh tokens rotate on every use (docs/tokens.md)."""
+    /.well-known/jwks.json; refresh tokens rotate on every use (docs/tokens.md). The
+    authorization_code grant answers an ID token too (docs/oidc.md)."""
     if grant_type is None:
         raise InvalidRequest("grant_type is missing.")
     client = _authenticated_client(request, db, client_id, client_secret)
+    if grant_type == "authorization_code":
+        fields = {"code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier}
+        pairs = [("grant_type", grant_type), ("client_id", client.client_id)]
+        pairs += [(name, value) for name, value in fields.items() if value is not None]
+        # Authlib answers this grant: its errors are RFC 6749's JSON too, never raised.
+        status, answer = oidc_server.exchange_code(db, client, pairs, context)
+        return JSONBytes(answer, status_code=status, headers=_NO_STORE)
     if grant_type == "refresh_token":
         if not refresh_token:
             raise InvalidRequest("refresh_token is missing.")
@@ -223,6 +239,7 @@ class ClientCreate(BaseModel):
     first_party: StrictBool = False
     grant_types: list[str] | None = Field(default=None, max_length=len(clients.GRANT_TYPES) + 1)
     scope: str = Field(default="", max_length=500)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list, max_length=20)
 
 
 class ClientOut(BaseModel):
@@ -231,6 +248,7 @@ class ClientOut(BaseModel):
     public: bool
     first_party: bool
     redirect_uris: list[str]
+    post_logout_redirect_uris: list[str]
     grant_types: list[str]
     scope: str
     created_at: Any
@@ -247,6 +265,7 @@ def client_view(client: OAuthClient, secret: str | None = None) -> dict[str, Any
         "public": client.is_public,
         "first_party": client.first_party,
         "redirect_uris": client.redirect_uris.split(),
+        "post_logout_redirect_uris": (client.post_logout_redirect_uris or "").split(),
         "grant_types": client.grant_types.split(),
         "scope": client.scope,
         "created_at": client.created_at,
@@ -284,6 +303,7 @@ def create_client(
         first_party=body.first_party,
         grant_types=body.grant_types,
         scope=body.scope,
+        post_logout_redirect_uris=body.post_logout_redirect_uris,
         actor_id=admin.user.id,
         context=context,
     )

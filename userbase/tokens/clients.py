@@ -74,11 +74,13 @@ def create_client(
     scope: str,
     actor_id: int | None,
     context: RequestContext,
+    post_logout_redirect_uris: Sequence[str] = (),
 ) -> RegisteredClient:
     name = name.strip()
     if not name or len(name) > NAME_MAX or not name.isprintable():
         raise InvalidClientSettings(f"a name is 1-{NAME_MAX} printable characters")
     uris = list(dict.fromkeys(_check_redirect_uri(uri) for uri in redirect_uris))
+    logout_uris = list(dict.fromkeys(_check_redirect_uri(u) for u in post_logout_redirect_uris))
     grants = list(dict.fromkeys(grant_types or ("authorization_code", "refresh_token")))
     unknown = [grant for grant in grants if grant not in GRANT_TYPES]
     if unknown:
@@ -101,6 +103,7 @@ def create_client(
         is_public=public,
         first_party=first_party,
         redirect_uris=" ".join(uris),
+        post_logout_redirect_uris=" ".join(logout_uris) or None,
         grant_types=" ".join(grants),
         scope=scopes,
         created_at=utcnow(),

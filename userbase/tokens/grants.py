@@ -62,7 +62,7 @@ def _granted_scope(allowed: str, requested: str | None) -> str:
     return " ".join(asked)
 
 
-def _issue(
+def issue_tokens(
     session: Session,
     client: OAuthClient,
     sign_in: Token,
@@ -118,7 +118,7 @@ def password_grant(
     sign_in = session.get(Token, issued.token_id)
     if sign_in is None:  # flushed by sign_in a moment ago
         raise LookupError("the new sign-in vanished")
-    return _issue(session, client, sign_in, granted, utcnow())
+    return issue_tokens(session, client, sign_in, granted, utcnow())
 
 
 def refresh(
@@ -176,7 +176,7 @@ def refresh(
     if user is None or not user.is_active:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
     sign_in.last_used_at = now
-    return _issue(session, client, sign_in, granted, now, refresh_scope=spent.scope)
+    return issue_tokens(session, client, sign_in, granted, now, refresh_scope=spent.scope)
 
 
 def client_credentials(session: Session, client: OAuthClient, *, scope: str | None) -> IssuedTokens:

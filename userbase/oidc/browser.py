@@ -1,0 +1,137 @@
+"""The browser sign-in: what the sign-in page makes and the cookie that gives single sign-on.
+
+A browser sign-in is a row of `tokens` (listed by the sessions API like every sign-in, ended
+from there too) and a BrowserSignIn with the SHA-256 of its cookie. The sign-ins of clients
+made through it hang off it (Token.browser_sign_in_id): ending it ends them.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from userbase import audit, auth
+from userbase.audit import EventKind, RequestContext
+from userbase.config import get_settings
+from userbase.models import BrowserSignIn, Token, User, table_of, utcnow
+from userbase.security import TOKEN_PATTERN, new_token, token_digest
+from userbase.users import ACCOUNT_COLUMNS, Account
+
+COOKIE = "userbase_sso"
+PASSWORD = "pwd"  # RFC 8176's amr value for a password
+_COOKIE_SHAPE = re.compile(TOKEN_PATTERN)
+
+_users, _tokens, _browser = (
+    table_of(User).c,
+    table_of(Token).c,
+    table_of(BrowserSignIn).c,
+)
+_BY_COOKIE = (
+    select(*ACCOUNT_COLUMNS, _tokens.id, _browser.authenticated_at, _browser.methods)
+    .join_from(table_of(BrowserSignIn), table_of(Token), _browser.sign_in_id == _tokens.id)
+    .join(table_of(User), _tokens.user_id == _users.id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserUser:
+    """Who the browser is signed in as, since when and how."""
+
+    sign_in_id: int
+    user: Account
+    authenticated_at: datetime
+    methods: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewBrowserSignIn:
+    """A sign-in the page just made: the cookie to set (shown once), and a device cookie."""
+
+    signed_in: BrowserUser
+    cookie: str
+    max_age: int
+    device_token: str | None
+
+
+def current(session: Session, cookie: str | None) -> BrowserUser | None:
+    """The live browser sign-in of an active user this cookie names, else None."""
+    if not cookie or not _COOKIE_SHAPE.match(cookie):
+        return None
+    row = (
+        session.connection()
+        .execute(
+            _BY_COOKIE.where(
+                _browser.cookie_hash == token_digest(cookie), _tokens.expires_at > utcnow()
+            )
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    *account, sign_in_id, authenticated_at, methods = row
+    user = Account(*account)
+    return BrowserUser(sign_in_id, user, authenticated_at, methods) if user.is_active else None
+
+
+def sign_in_with_password(
+    session: Session,
+    *,
+    login: str,
+    password: str,
+    context: RequestContext,
+    device_token: str | None,
+    previous: BrowserUser | None,
+) -> NewBrowserSignIn:
+    """The sign-in page's password step: auth.sign_in's throttle, errors and audit, then a
+    browser sign-in with a new cookie (a new id at every sign-in: a cookie planted before is
+    worth nothing after, RFC 6819 4.4.1.13's session fixation).
+
+    A second factor (issue 19) goes here, between the password and the browser sign-in: the
+    page then asks for it, and `methods` records it beside PASSWORD.
+    """
+    issued = auth.sign_in(
+        session,
+        login=login,
+        password=password,
+        context=context,
+        device_token=device_token,
+        browser=True,
+    )
+    if issued.token_id is None:  # browser=True always flushes the row
+        raise LookupError("the browser sign-in has no id")
+    now = utcnow()
+    cookie, digest = new_token()
+    session.add(
+        BrowserSignIn(
+            sign_in_id=issued.token_id,
+            cookie_hash=digest,
+            authenticated_at=now,
+            methods=PASSWORD,
+        )
+    )
+    session.flush()
+    if previous is not None:
+        if previous.user.id == issued.user_id:
+            # Signing in again (max_age, prompt=login): the applications signed in through
+            # the old browser sign-in stay signed in, through the new one.
+            session.execute(
+                update(Token)
+                .where(Token.browser_sign_in_id == previous.sign_in_id)
+                .values(browser_sign_in_id=issued.token_id)
+            )
+        auth.revoke_token(session, previous.sign_in_id)
+    account = current(session, cookie)
+    if account is None:  # made a moment ago in this unit of work
+        raise LookupError("the new browser sign-in vanished")
+    return NewBrowserSignIn(
+        account, cookie, get_settings().browser_sign_in_seconds, issued.device_token
+    )
+
+
+def end(session: Session, sign_in_id: int, user_id: int, context: RequestContext) -> None:
+    """Sign a browser out: its sign-in, the client sign-ins made through it and their
+    refresh tokens, and its pending authorization codes end (foreign keys)."""
+    auth.revoke_token(session, sign_in_id)
+    audit.record(session, EventKind.LOGOUT, context, user_id=user_id, detail="browser sign-in")

@@ -1,0 +1,58 @@
+"""The hosted pages' templates: Jinja2 files in the package (userbase/oidc/templates/), each
+replaceable by a file of the same name in USERBASE_TEMPLATES_DIR, and their headers."""
+
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+from userbase.config import get_settings
+
+STYLESHEET = "pages.css"
+
+
+@lru_cache(maxsize=2)
+def _environment(directory: Path | None) -> Environment:
+    loaders: list[Any] = [FileSystemLoader(directory)] if directory is not None else []
+    loaders.append(PackageLoader("userbase.oidc", "templates"))
+    # Autoescape everything: the pages show a client's name and an error's description.
+    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
+
+
+def render(name: str, **context: Any) -> str:
+    environment = _environment(get_settings().templates_dir)
+    return environment.get_template(name).render(stylesheet=f"/oauth/{STYLESHEET}", **context)
+
+
+def stylesheet() -> str:
+    environment = _environment(get_settings().templates_dir)
+    source, _filename, _uptodate = environment.loader.get_source(environment, STYLESHEET)  # type: ignore[union-attr]
+    return source
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}:"  # a native app's own scheme (RFC 8252)
+
+
+def headers(form_targets: Iterable[str] = ()) -> dict[str, str]:
+    """No framing by anyone (clickjacking), no script at all, styles from this origin only,
+    forms only to this origin and, where a form's answer redirects to a client, the client's
+    (Chromium checks form-action on the redirects that follow a form)."""
+    targets = " ".join(sorted({_origin(uri) for uri in form_targets}))
+    csp = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"form-action 'self' {targets}".rstrip()
+        + "; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }

@@ -1,0 +1,366 @@
+"""The OpenID Connect provider's browser side: the authorization endpoint, the hosted sign-in
+and consent pages, and logout (the end_session endpoint). HTML forms without JavaScript;
+the decisions are userbase/oidc/'s, this module only reads forms and cookies and answers."""
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Cookie, Depends, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from userbase import auth
+from userbase.admission import HASHING_TURN
+from userbase.config import get_settings
+from userbase.database import SessionDep
+from userbase.oidc import authorize as flow
+from userbase.oidc import browser as browsers
+from userbase.oidc import csrf, logout, templates
+from userbase.oidc.browser import BrowserUser
+from userbase.routers.auth import DEVICE_COOKIE
+from userbase.routers.dependencies import RequestContextDep
+
+router = APIRouter(prefix="/oauth", include_in_schema=False)
+
+SIGN_IN_PATH = "/oauth/sign-in"
+FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
+
+BrowserCookie = Annotated[str | None, Cookie(alias=browsers.COOKIE)]
+CsrfCookie = Annotated[str | None, Cookie(alias=csrf.CSRF_COOKIE)]
+DeviceCookie = Annotated[str | None, Cookie(alias=DEVICE_COOKIE)]
+
+
+async def _form_pairs(request: Request) -> list[tuple[str, str]]:
+    """Every field of a form body (an authorization request may be POSTed, Core 3.1.2.1)."""
+    form = await request.form()
+    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
+
+
+FormPairs = Annotated[list[tuple[str, str]], Depends(_form_pairs)]
+
+
+def _query_pairs(request: Request) -> list[tuple[str, str]]:
+    return request.query_params.multi_items()
+
+
+def _secure() -> bool:
+    return get_settings().public_url.startswith("https://")
+
+
+class _Page:
+    """A page being answered, with the CSRF cookie it needs (made when the browser has none)."""
+
+    def __init__(self, csrf_cookie: str | None) -> None:
+        self.csrf_cookie = csrf_cookie or csrf.new_cookie()
+        self.new_cookie = csrf_cookie is None
+
+    def token(self, purpose: str) -> str:
+        return csrf.form_token(self.csrf_cookie, purpose)
+
+    def html(
+        self,
+        template: str,
+        *,
+        status: int = 200,
+        form_targets: tuple[str, ...] = (),
+        **context: object,
+    ) -> HTMLResponse:
+        response = HTMLResponse(
+            templates.render(template, **context),
+            status_code=status,
+            headers=templates.headers(form_targets),
+        )
+        if self.new_cookie:
+            response.set_cookie(
+                csrf.CSRF_COOKIE,
+                self.csrf_cookie,
+                path="/oauth",
+                secure=_secure(),
+                httponly=True,
+                samesite="lax",
+            )
+        return response
+
+    def error(self, status: int, message: str, title: str = "Something went wrong") -> HTMLResponse:
+        return self.html("error.html", status=status, title=title, message=message)
+
+
+def _sign_in_page(
+    page: _Page,
+    pairs: list[tuple[str, str]],
+    *,
+    client_name: str = "",
+    username: str = "",
+    redirect_uri: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    query = f"?{urlencode(pairs)}" if pairs else ""
+    return page.html(
+        "sign_in.html",
+        status=status,
+        form_targets=(redirect_uri,) if redirect_uri else (),
+        action=f"{SIGN_IN_PATH}{query}",
+        csrf_token=page.token("sign-in"),
+        client_name=client_name,
+        username=username,
+        error=error,
+        forgot_password_url=FORGOT_PASSWORD_PATH,
+        sign_up_url="/oauth/sign-up",
+    )
+
+
+def _answer(
+    outcome: flow.Outcome,
+    page: _Page,
+    pairs: list[tuple[str, str]],
+    browser: BrowserUser | None,
+    *,
+    after_form: bool,
+) -> Response:
+    if isinstance(outcome, flow.ErrorPage):
+        return page.error(outcome.status, outcome.message)
+    if isinstance(outcome, flow.Redirect):
+        # 303 after a form: the browser follows with a GET, never re-sending the form.
+        response = RedirectResponse(outcome.location, status_code=303 if after_form else 302)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    if isinstance(outcome, flow.SignInPage):
+        return _sign_in_page(
+            page,
+            pairs,
+            client_name=outcome.client_name,
+            username=outcome.login_hint,
+            redirect_uri=outcome.redirect_uri,
+        )
+    if browser is None:
+        raise RuntimeError("consent is asked of a signed-in browser only")
+    return page.html(
+        "consent.html",
+        form_targets=(outcome.redirect_uri,),
+        action=f"/oauth/consent?{urlencode(pairs)}",
+        csrf_token=page.token(f"consent:{browser.sign_in_id}"),
+        client_name=outcome.client_name,
+        permissions=outcome.permissions,
+        username=browser.user.username,
+    )
+
+
+def _authorization(
+    db: SessionDep,
+    context: RequestContextDep,
+    pairs: list[tuple[str, str]],
+    sso: str | None,
+    csrf_cookie: str | None,
+) -> Response:
+    browser = browsers.current(db, sso)
+    outcome = flow.authorize(db, pairs, browser=browser, context=context)
+    return _answer(outcome, _Page(csrf_cookie), pairs, browser, after_form=False)
+
+
+@router.get("/authorize")
+def authorize(
+    request: Request,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    return _authorization(db, context, _query_pairs(request), sso, csrf_cookie)
+
+
+@router.post("/authorize")
+def authorize_posted(
+    pairs: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    return _authorization(db, context, pairs, sso, csrf_cookie)
+
+
+@router.get("/sign-in")
+def sign_in_page(
+    request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
+) -> Response:
+    """The sign-in page by itself (no application asking): the authorization request's
+    page is the same form, reached through /oauth/authorize."""
+    page = _Page(csrf_cookie)
+    browser = browsers.current(db, sso)
+    if browser is not None and not request.query_params:
+        return page.html(
+            "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
+        )
+    return _sign_in_page(page, _query_pairs(request))
+
+
+@router.post("/sign-in", dependencies=[HASHING_TURN])
+def sign_in(
+    request: Request,
+    form: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+    device: DeviceCookie = None,
+) -> Response:
+    """The sign-in form: auth.sign_in's throttle, enumeration-safe errors and audit; then
+    the authorization request it came with goes on (or the page says who is signed in)."""
+    pairs = _query_pairs(request)
+    fields = dict(reversed(form))
+    page = _Page(csrf_cookie)
+    username = fields.get("username", "").strip()
+    if not csrf.is_valid(csrf_cookie, "sign-in", fields.get(csrf.FIELD)):
+        return _sign_in_page(
+            page,
+            pairs,
+            username=username,
+            error="This form expired. Enter your password again.",
+            status=403,
+        )
+    try:
+        made = browsers.sign_in_with_password(
+            db,
+            login=username,
+            password=fields.get("password", ""),
+            context=context,
+            device_token=device,
+            previous=browsers.current(db, sso),
+        )
+    except auth.SignInRefused as refused:
+        # Answered, not raised: get_db commits the failure count and the audit event.
+        status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
+        refusal = _sign_in_page(page, pairs, username=username, error=str(refused), status=status)
+        if isinstance(refused, auth.LoginThrottled):
+            refusal.headers["Retry-After"] = str(refused.retry_after)
+        return refusal
+    browser = made.signed_in
+    response: Response
+    if pairs:
+        outcome = flow.authorize(db, pairs, browser=browser, context=context, signed_in_now=True)
+        response = _answer(outcome, page, pairs, browser, after_form=True)
+    else:
+        response = page.html(
+            "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
+        )
+    response.set_cookie(
+        browsers.COOKIE,
+        made.cookie,
+        max_age=made.max_age,
+        path="/",
+        secure=_secure(),
+        httponly=True,
+        samesite="lax",
+    )
+    if made.device_token is not None:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            made.device_token,
+            max_age=get_settings().device_cookie_days * 86400,
+            path=SIGN_IN_PATH,
+            secure=_secure(),
+            httponly=True,
+            samesite="strict",
+        )
+    return response
+
+
+@router.post("/consent")
+def consent(
+    request: Request,
+    form: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    pairs = _query_pairs(request)
+    fields = dict(reversed(form))
+    page = _Page(csrf_cookie)
+    browser = browsers.current(db, sso)
+    if browser is None:  # signed out meanwhile: the request starts over with the sign-in
+        outcome = flow.authorize(db, pairs, browser=None, context=context)
+        return _answer(outcome, page, pairs, None, after_form=True)
+    purpose = f"consent:{browser.sign_in_id}"
+    if not csrf.is_valid(csrf_cookie, purpose, fields.get(csrf.FIELD)):
+        return page.error(403, "This form expired or was not sent from userbase's page.")
+    decision = fields.get("decision") == "allow"
+    outcome = flow.authorize(db, pairs, browser=browser, context=context, decision=decision)
+    return _answer(outcome, page, pairs, browser, after_form=True)
+
+
+def _end_session(
+    db: SessionDep,
+    context: RequestContextDep,
+    pairs: list[tuple[str, str]],
+    sso: str | None,
+    csrf_cookie: str | None,
+    *,
+    confirmed: bool,
+) -> Response:
+    page = _Page(csrf_cookie)
+    try:
+        asked = logout.check(db, pairs)
+    except logout.LogoutRefused as refused:
+        return page.error(400, str(refused), title="Cannot sign out from here")
+    browser = browsers.current(db, sso)
+    if browser is not None and not confirmed and not asked.confirmed_for(browser):
+        return page.html(
+            "logout.html",
+            action=f"/oauth/logout?{urlencode(pairs)}",
+            form_targets=(asked.return_to,) if asked.return_to else (),
+            csrf_token=page.token(f"logout:{browser.sign_in_id}"),
+            username=browser.user.username,
+            client_name=asked.client.name if asked.client else "",
+        )
+    logout.log_out(db, asked, browser, context)
+    if asked.return_to is not None:
+        response: Response = RedirectResponse(asked.return_to, status_code=303)
+    else:
+        response = page.html("signed_out.html")
+    response.delete_cookie(
+        browsers.COOKIE, path="/", secure=_secure(), httponly=True, samesite="lax"
+    )
+    return response
+
+
+@router.get("/logout")
+def end_session(
+    request: Request,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    """RP-initiated logout: signs out at once with an id_token_hint of the browser's user,
+    else asks first."""
+    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=False)
+
+
+@router.post("/logout")
+def end_session_posted(
+    request: Request,
+    form: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    """The confirmation form (its parameters in the query), or a client's POSTed request."""
+    fields = dict(reversed(form))
+    if csrf.FIELD not in fields:  # a client POSTing the logout request itself
+        return _end_session(db, context, form, sso, csrf_cookie, confirmed=False)
+    browser = browsers.current(db, sso)
+    purpose = f"logout:{browser.sign_in_id if browser else ''}"
+    if browser is not None and not csrf.is_valid(csrf_cookie, purpose, fields[csrf.FIELD]):
+        return _Page(csrf_cookie).error(
+            403, "This form expired or was not sent from userbase's page."
+        )
+    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=True)
+
+
+@router.get(f"/{templates.STYLESHEET}")
+def stylesheet() -> Response:
+    return Response(
+        templates.stylesheet(), media_type="text/css", headers={"Cache-Control": "no-cache"}
+    )
