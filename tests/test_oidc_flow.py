@@ -168,6 +168,20 @@ def test_prompt_none_without_a_browser_sign_in_is_login_required(client: Any) ->
     assert params["iss"] == ISSUER
 
 
+@pytest.mark.parametrize(
+    ("parameter", "error"),
+    [("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")],
+)
+def test_a_request_object_is_refused_not_ignored(client: Any, parameter: str, error: str) -> None:
+    rp = register_rp()
+    # A request object could carry another redirect URI or scope: it is refused, never half-read.
+    request = AuthRequest(rp.client_id, extra={parameter: "eyJhbGciOiJub25lIn0.e30."})
+    params = redirected_params(client.get(request.url(), follow_redirects=False))
+    assert params["error"] == error
+    assert params["state"] == request.state
+    assert params["iss"] == ISSUER
+
+
 def test_prompt_none_needing_consent_is_consent_required(client: Any) -> None:
     create_user(1)
     code_for(client, AuthRequest(register_rp(first_party=True).client_id), "user1")

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Error
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import (
+    ConsentRequiredError,
+    LoginRequiredError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from sqlalchemy.orm import Session
 
 from userbase.audit import RequestContext
@@ -83,6 +88,12 @@ def authorize(
         redirect_uri = str(grant.redirect_uri)
         client = grant.request.client.row
         data = request.payload.data
+        # Request objects are not supported (discovery says so): refused, never half-read
+        # (Core 1.0 sections 6.1 and 6.2), so no parameter inside one is silently dropped.
+        if "request" in data:
+            raise RequestNotSupportedError()
+        if "request_uri" in data:
+            raise RequestURINotSupportedError()
         prompts = set(data.get("prompt", "").split())
         if browser is None or (not signed_in_now and _must_sign_in_again(browser, data, prompts)):
             if "none" in prompts:
