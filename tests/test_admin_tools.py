@@ -167,10 +167,12 @@ def test_users_see_their_live_sessions_but_never_the_tokens(client: Any) -> None
         "expires_at",
         "client_address",
         "user_agent",
+        "kind",
         "client",
         "current",
     }
     assert listed[0]["client"] is None  # opaque tokens of /auth/token
+    assert {s["kind"] for s in listed} == {"bearer_token"}
     assert first not in response.text
     assert current not in response.text
 

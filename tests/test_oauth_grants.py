@@ -303,6 +303,7 @@ def test_the_sessions_api_lists_both_kinds_of_sign_in(live_server: LiveServer) -
     assert len(listed) == 2
     assert [entry["current"] for entry in listed] == [False, True]  # newest first
     assert [entry["client"] for entry in listed] == [None, app.client_id]
+    assert [entry["kind"] for entry in listed] == ["bearer_token", "oauth_client"]
     assert me(live_server, opaque).status_code == 200
 
 

@@ -451,7 +451,8 @@ def test_the_browser_sign_in_is_one_of_the_users_sessions_and_ends_from_there(cl
     assert len(sessions) == 3  # the browser's, the client's through it, this token
     with SessionLocal() as session:
         browser_id = session.scalar(select(BrowserSignIn.sign_in_id))
-    assert browser_id in {s["id"] for s in sessions}
+    assert {s["id"]: s["kind"] for s in sessions}[browser_id] == "browser"
+    assert sorted(s["kind"] for s in sessions) == ["bearer_token", "browser", "oauth_client"]
     assert client.delete(f"/users/me/sessions/{browser_id}", headers=api).status_code == 204
 
     assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 401

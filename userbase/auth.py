@@ -18,6 +18,7 @@ from userbase.config import get_settings
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
 from userbase.refusals import Refusal
+from userbase.schemas import SignInKind
 from userbase.security import (
     TOKEN_PATTERN,
     hash_password,
@@ -395,6 +396,14 @@ def list_sign_ins(session: Session, user_id: int) -> Sequence[Token]:
         .where(Token.user_id == user_id, Token.expires_at > utcnow())
         .order_by(Token.id.desc())
     ).all()
+
+
+def sign_in_kind(token: Token) -> SignInKind:
+    """How a sign-in was made: through an OAuth client, by a browser on userbase's pages (no
+    token of its own: a cookie), or as an opaque bearer token of POST /auth/token."""
+    if token.client_id is not None:
+        return "oauth_client"
+    return "browser" if token.token_hash is None else "bearer_token"
 
 
 def revoke_sign_in(session: Session, user_id: int, token_id: int) -> None:

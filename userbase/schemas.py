@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
@@ -228,6 +228,9 @@ class PasswordReset(BaseModel):
     new_password: Password
 
 
+SignInKind = Literal["bearer_token", "browser", "oauth_client"]
+
+
 class SignIn(BaseModel):
     """A sign-in (a live bearer token) as stored: never the token itself."""
 
@@ -242,9 +245,14 @@ class SignIn(BaseModel):
 class SignInOut(SignIn):
     """A sign-in as its owner or an admin sees it: whether it is the one asking, too."""
 
+    kind: SignInKind = Field(
+        description="bearer_token: an opaque token of POST /auth/token; browser: a browser "
+        "signed in on userbase's own pages (docs/oidc.md); oauth_client: an OAuth client's "
+        "refresh and JWT access tokens (docs/tokens.md)."
+    )
     client: str | None = Field(
         description="The client_id of the OAuth client signed in through (its refresh and JWT "
-        "access tokens, docs/tokens.md); null for an opaque token of POST /auth/token."
+        "access tokens, docs/tokens.md); null for the other kinds."
     )
     current: bool
 

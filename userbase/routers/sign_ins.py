@@ -26,6 +26,7 @@ def _list(db: SessionDep, principal: auth.Principal, user_id: int) -> Response:
         [
             {
                 **shaped(SignIn, token),
+                "kind": auth.sign_in_kind(token),
                 "client": token.client.client_id if token.client else None,
                 "current": token.id == principal.token_id,
             }
