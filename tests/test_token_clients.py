@@ -238,3 +238,23 @@ def test_a_client_secret_is_never_logged(database_url: str, tmp_path: Path) -> N
     assert "/admin/clients" in written  # the requests were logged...
     assert created["client_secret"] not in written  # ...their secrets never
     assert rotated["client_secret"] not in written
+
+
+def test_the_cli_lists_a_client_as_the_api_shows_it(client: Any) -> None:
+    _admin, admin_token = signed_in_user(client, "admin", admin=True)
+    result = runner.invoke(
+        cli,
+        [
+            "clients", "create", "--name", "Shop",
+            "--redirect-uri", "https://shop.example.com/cb",
+            "--post-logout-redirect-uri", "https://shop.example.com/bye",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    printed = runner.invoke(cli, ["clients", "list"]).stdout
+    listed = [json.loads(line) for line in printed.splitlines()]
+    shown = client.get("/admin/clients", headers=bearer(admin_token)).json()
+
+    assert listed == shown
+    assert listed[0]["post_logout_redirect_uris"] == ["https://shop.example.com/bye"]

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from userbase.cli_output import console
+from userbase.responses import dumps
 
 keys_app = typer.Typer(help="The keys that sign userbase's tokens.", no_args_is_help=True)
 clients_app = typer.Typer(
@@ -152,19 +153,8 @@ def list_clients() -> None:
 
     with SessionLocal() as session:
         for client in clients.list_clients(session):
-            typer.echo(
-                json.dumps(
-                    {
-                        "client_id": client.client_id,
-                        "name": client.name,
-                        "public": client.is_public,
-                        "first_party": client.first_party,
-                        "redirect_uris": client.redirect_uris.split(),
-                        "grant_types": client.grant_types.split(),
-                        "scope": client.scope,
-                    }
-                )
-            )
+            # The API's encoder: the same line as GET /admin/clients shows.
+            typer.echo(dumps(clients.client_view(client)).decode())
 
 
 @clients_app.command("delete")

@@ -258,31 +258,13 @@ class ClientOut(BaseModel):
     )
 
 
-def client_view(client: OAuthClient, secret: str | None = None) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "client_id": client.client_id,
-        "name": client.name,
-        "public": client.is_public,
-        "first_party": client.first_party,
-        "redirect_uris": client.redirect_uris.split(),
-        "post_logout_redirect_uris": (client.post_logout_redirect_uris or "").split(),
-        "grant_types": client.grant_types.split(),
-        "scope": client.scope,
-        "created_at": client.created_at,
-        "secret_rotated_at": client.secret_rotated_at,
-    }
-    if secret is not None:
-        view["client_secret"] = secret
-    return view
-
-
 _ADMIN_PROBLEMS: dict[int | str, dict[str, Any]] = {401: PROBLEM, 403: PROBLEM}
 
 
 @admin_router.get("", response_model=list[ClientOut], responses=_ADMIN_PROBLEMS)
 def list_clients(_admin: AdminDep, db: SessionDep) -> Response:
     """Every registered client (never a secret)."""
-    return JSONBytes([client_view(client) for client in clients.list_clients(db)])
+    return JSONBytes([clients.client_view(client) for client in clients.list_clients(db)])
 
 
 @admin_router.post(
@@ -308,7 +290,7 @@ def create_client(
         context=context,
     )
     return JSONBytes(
-        client_view(registered.client, registered.client_secret),
+        clients.client_view(registered.client, registered.client_secret),
         status_code=201,
         headers={"Cache-Control": "no-store"},
     )
@@ -334,6 +316,6 @@ def rotate_secret(
     """A new secret for a confidential client; the old one stops working at once."""
     secret = clients.rotate_secret(db, client_id, actor_id=admin.user.id, context=context)
     return JSONBytes(
-        client_view(clients.get_client(db, client_id), secret),
+        clients.client_view(clients.get_client(db, client_id), secret),
         headers={"Cache-Control": "no-store"},
     )

@@ -9,6 +9,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -200,3 +201,23 @@ def authenticate(session: Session, client_id: str | None, client_secret: str | N
     if not hmac.compare_digest(token_digest(client_secret), client.secret_hash):
         raise InvalidClient
     return client
+
+
+def client_view(client: OAuthClient, secret: str | None = None) -> dict[str, Any]:
+    """A client as admins see it (the API's ClientOut, `userbase clients list`); its secret
+    only when it was just made."""
+    view: dict[str, Any] = {
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.is_public,
+        "first_party": client.first_party,
+        "redirect_uris": client.redirect_uris.split(),
+        "post_logout_redirect_uris": (client.post_logout_redirect_uris or "").split(),
+        "grant_types": client.grant_types.split(),
+        "scope": client.scope,
+        "created_at": client.created_at,
+        "secret_rotated_at": client.secret_rotated_at,
+    }
+    if secret is not None:
+        view["client_secret"] = secret
+    return view
