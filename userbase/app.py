@@ -38,7 +38,7 @@ from userbase.models import utcnow
 from userbase.observe import ObserveRequests
 from userbase.openapi import document_common_responses
 from userbase.readiness import ensure_fit_to_serve, warn_about_durability
-from userbase.routers import admin, auth, health, metrics, pages, sign_ins, tokens, users
+from userbase.routers import admin, auth, health, metrics, mfa, pages, sign_ins, tokens, users
 from userbase.sealing import uses_development_key
 from userbase.security_headers import SecurityHeaders
 from userbase.serving import ServedApp
@@ -259,6 +259,7 @@ def create_app() -> FastAPI:
     # sign_ins first: its /users/me/... paths must win over /users/{user_id}/... ones.
     for router in (
         sign_ins.router,
+        mfa.router,
         users.router,
         auth.router,
         admin.router,

@@ -38,6 +38,14 @@ class EventKind(StrEnum):
     SIGNING_KEYS_ROTATED = "signing_keys_rotated"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     TOKEN_REVOKED = "token_revoked"
+    # Second factors (userbase/mfa/).
+    MFA_REQUIRED = "mfa_required"
+    MFA_FAILED = "mfa_failed"
+    MFA_ENROLMENT_STARTED = "mfa_enrolment_started"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_REMOVED = "mfa_removed"
+    MFA_RESET = "mfa_reset"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # Cache-Control max-age of /.well-known/jwks.json.
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=3600)
 
+    # Second factors (userbase/mfa/, docs/mfa.md): the issuer authenticator apps show beside
+    # the account, and whether admins must have one (without, they sign in only to enrol one).
+    mfa_issuer: str = Field(default="userbase", min_length=1, max_length=64)
+    require_mfa_for_admins: bool = False
+
     # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
     # per client address. Past the limit: 429 until the window has passed.
     login_window_seconds: int = Field(default=15 * 60, ge=1)
@@ -205,6 +210,7 @@ class Settings(BaseSettings):
                 f"{self.log_format}, level {self.log_level}, access log "
                 f"{'on' if self.access_log else 'off'}",
             ),
+            ("second factor for admins", "required" if self.require_mfa_for_admins else "optional"),
             ("metrics token", "set" if self.metrics_token else "not set (GET /metrics is open)"),
             (
                 "trusted proxies",
