@@ -1,5 +1,6 @@
 """An admin (or the operator) helps a user who lost their device; the admins rule."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,8 @@ from tests.mfa import StepClock, code, enrol, mfa_token_for, second_step
 from userbase.cli import app as cli
 from userbase.config import get_settings
 from userbase.database import SessionLocal
-from userbase.models import MfaFactor, OutboxMail, RecoveryCode, SecurityEvent
+from userbase.models import MfaChallenge, MfaFactor, OutboxMail, RecoveryCode, SecurityEvent
+from userbase.security import token_digest
 
 
 @pytest.fixture
@@ -131,3 +133,19 @@ def test_with_the_admins_rule_an_admin_whose_factor_was_reset_must_enrol_again(
 
     assert client.get("/admin/events", headers=bearer(token)).status_code == 403
     assert client.get("/users/me/mfa", headers=bearer(token)).json()["totp"] is False
+
+
+def test_purge_tokens_deletes_expired_mfa_tokens_only(client: Any, clock: StepClock) -> None:
+    _, token = signed_in_user(client, 1)
+    enrol(client, token)
+    mfa_token_for(client, "user1")
+    clock.move(timedelta(minutes=5, seconds=1))
+    live = mfa_token_for(client, "user1")
+
+    result = CliRunner().invoke(cli, ["purge-tokens"])
+
+    assert result.exit_code == 0, result.output
+    assert "purged 1 expired tokens" in result.output
+    with SessionLocal() as session:
+        left = session.scalars(select(MfaChallenge.token_hash)).all()
+    assert left == [token_digest(live)]
