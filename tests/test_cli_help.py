@@ -17,6 +17,7 @@ COMMANDS = [
     "send-mail",
     "resend-mail",
     "purge-mail",
+    "reset-mfa",
 ]
 
 

@@ -44,6 +44,7 @@ from userbase.routers import (
     auth,
     health,
     metrics,
+    mfa,
     oidc,
     oidc_pages,
     pages,
@@ -271,6 +272,7 @@ def create_app() -> FastAPI:
     # sign_ins and oidc first: their /users/me/... paths must win over /users/{user_id}/... ones.
     for router in (
         sign_ins.router,
+        mfa.router,
         oidc.router,
         oidc_pages.router,
         account_pages.router,

@@ -42,6 +42,14 @@ class EventKind(StrEnum):
     CONSENT_GRANTED = "consent_granted"
     CONSENT_REVOKED = "consent_revoked"
     AUTHORIZATION_CODE_REUSED = "authorization_code_reused"
+    # Second factors (userbase/mfa/).
+    MFA_REQUIRED = "mfa_required"
+    MFA_FAILED = "mfa_failed"
+    MFA_ENROLMENT_STARTED = "mfa_enrolment_started"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_REMOVED = "mfa_removed"
+    MFA_RESET = "mfa_reset"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,13 @@
 
 A token is one sign-in: the API calls the list of a user's live tokens their "sessions" (the
 paths /users/{id}/sessions), the code calls them sign-ins, since a session is the database's.
+A user with a second factor signs in in two steps: sign_in raises SecondFactorRequired (with
+an mfa_token), complete_sign_in takes the code and issues the token (userbase/mfa/).
 """
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
@@ -15,19 +17,29 @@ from sqlalchemy.orm import Session, joinedload
 from userbase import audit, devices
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
+
+# The sign-in's refusals and the current-password check live in credentials.py (the second
+# factors raise them too); they are auth's interface, as they always were.
+from userbase.credentials import EmailNotVerified as EmailNotVerified
+from userbase.credentials import InvalidCredentials as InvalidCredentials
+from userbase.credentials import LoginThrottled as LoginThrottled
+from userbase.credentials import PasswordConfirmationRequired as PasswordConfirmationRequired
+from userbase.credentials import SignInRefused as SignInRefused
+from userbase.credentials import WrongPassword as WrongPassword
+from userbase.credentials import confirm_password as confirm_password
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
+from userbase.mfa import challenges, factors
+from userbase.mfa.challenges import SecondFactorRequired as SecondFactorRequired
 from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
-from userbase.refusals import Refusal
 from userbase.schemas import SignInKind
 from userbase.security import (
     TOKEN_PATTERN,
     hash_password,
     new_token,
     token_digest,
-    verify_password,
     verify_password_or_dummy,
 )
-from userbase.throttle import Limit, account_key, address_key, login_limits
+from userbase.throttle import account_key, address_key, login_limits
 from userbase.throttle_store import get_throttle
 from userbase.users import ACCOUNT_COLUMNS, Account
 
@@ -52,59 +64,6 @@ _TOKEN_OWNER = (
     .join_from(_tokens_table, _users_table, _tokens.user_id == _users.id)
     .where(_tokens.token_hash == bindparam("digest"), _tokens.expires_at > bindparam("now"))
 )
-
-
-class SignInRefused(Refusal):
-    """Why a sign-in failed. `reason` and `user_id` are for the audit trail, not the client.
-
-    A Refusal: get_db commits the failure count and the audit event before answering."""
-
-    def __init__(self, message: str, *, user_id: int | None, reason: str) -> None:
-        super().__init__(message)
-        self.user_id = user_id
-        self.reason = reason
-
-
-class InvalidCredentials(SignInRefused):
-    """Unknown user, wrong password or inactive account: deliberately indistinguishable."""
-
-    def __init__(self, *, user_id: int | None = None, reason: str = "invalid") -> None:
-        super().__init__("Incorrect username or password.", user_id=user_id, reason=reason)
-
-
-class LoginThrottled(SignInRefused):
-    """Too many failed sign-ins for this account or client address."""
-
-    def __init__(self, retry_after: int, *, user_id: int | None = None) -> None:
-        super().__init__(
-            "Too many failed sign-ins; try again later.", user_id=user_id, reason="throttled"
-        )
-        self.retry_after = retry_after
-
-
-class EmailNotVerified(SignInRefused):
-    """The right password, but USERBASE_REQUIRE_VERIFIED_EMAIL is on and the address is not."""
-
-    def __init__(self, *, user_id: int) -> None:
-        super().__init__(
-            "Verify your email address before signing in.",
-            user_id=user_id,
-            reason="email_not_verified",
-        )
-
-
-class WrongPassword(Refusal):
-    """The current password given to confirm a change is not the user's."""
-
-    def __init__(self) -> None:
-        super().__init__("The current password is not correct.")
-
-
-class PasswordConfirmationRequired(Exception):
-    """A change of address by the account's owner needs the current password."""
-
-    def __init__(self) -> None:
-        super().__init__("Confirm a change of email address with current_password.")
 
 
 class NotAuthenticated(Exception):
@@ -133,6 +92,8 @@ class IssuedToken:
     token_id: int | None = None
     # The device token of the client that signed in (see _device_limits): a cookie.
     device_token: str | None = None
+    # The second factor that completed the sign-in (complete_sign_in): "totp", "recovery_code".
+    second_factor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +127,8 @@ def sign_in(
 
     With `client_id` (an OAuth client's row id) the sign-in is that client's: no opaque token.
     With `browser`, it is a sign-in on userbase's own pages (userbase/oidc/): no token either.
+    For a user with a second factor, the right password raises SecondFactorRequired: its
+    mfa_token and a code go to complete_sign_in, which issues the token.
 
     While a limit is reached the answer is LoginThrottled, before the password is even looked
     at: the right password does not help then. `device_token` is the device cookie of a client
@@ -180,6 +143,9 @@ def sign_in(
         client_id=client_id,
         browser=browser,
     )
+    if isinstance(outcome, SecondFactorRequired):
+        audit.record(session, EventKind.MFA_REQUIRED, context, user_id=outcome.user_id)
+        raise outcome
     if isinstance(outcome, SignInRefused):
         kind = _REFUSAL_EVENTS[type(outcome).__name__]
         (LOGIN_THROTTLED if kind is EventKind.LOGIN_THROTTLED else LOGIN_FAILURES).inc()
@@ -187,6 +153,43 @@ def sign_in(
         raise outcome
     audit.record(session, EventKind.LOGIN_SUCCEEDED, context, user_id=outcome.user_id)
     return outcome
+
+
+def complete_sign_in(
+    session: Session,
+    *,
+    mfa_token: str,
+    code: str | None = None,
+    recovery_code: str | None = None,
+    context: RequestContext,
+    device_token: str | None = None,
+    client_id: int | None = None,
+    browser: bool = False,
+) -> IssuedToken:
+    """The second step of a sign-in SecondFactorRequired stopped: a code of the user's
+    authenticator (or a recovery code) for the sign-in `mfa_token` names, then the token, as
+    sign_in issues it. Raises challenges.InvalidMfaToken, WrongSecondFactor or LoginThrottled
+    (Refusals: each failure is counted and audited)."""
+    passed = challenges.redeem(
+        session,
+        mfa_token,
+        code=code,
+        recovery_code=recovery_code,
+        client_id=client_id,
+        context=context,
+    )
+    device_id = devices.trusted_device(session, passed.user_id, device_token, utcnow())
+    issued = _issue_sign_in(
+        session, passed.user_id, context, client_id, device_token, device_id, browser
+    )
+    audit.record(
+        session,
+        EventKind.LOGIN_SUCCEEDED,
+        context,
+        user_id=passed.user_id,
+        detail=f"second_factor={passed.method}",
+    )
+    return replace(issued, second_factor=passed.method)
 
 
 def _check_credentials(
@@ -198,7 +201,7 @@ def _check_credentials(
     device_token: str | None,
     client_id: int | None,
     browser: bool,
-) -> IssuedToken | SignInRefused:
+) -> IssuedToken | SignInRefused | SecondFactorRequired:
     throttle = get_throttle()
     now = utcnow()
     client_address = context.client_address or "-"
@@ -227,13 +230,31 @@ def _check_credentials(
     if get_settings().require_verified_email and not user.email_verified:
         return EmailNotVerified(user_id=user.id)
 
-    if seen.get(account, 1):  # no failure counted in the window: nothing worth a DELETE
-        throttle.reset(session, account)
     if new_hash is not None:  # parameters were raised since this hash was made
         _load_user(session, user.id).password_hash = new_hash
+    if factors.has_second_factor(session, user.id):
+        # The failure count stays: it is reset when the second factor passes, else a stolen
+        # password would buy a fresh set of guesses at the code with every mfa_token.
+        return challenges.begin(session, user.id, client_id=client_id, device_id=device_id, now=now)
+    if seen.get(account, 1):  # no failure counted in the window: nothing worth a DELETE
+        throttle.reset(session, account)
+    return _issue_sign_in(session, user.id, context, client_id, device_token, device_id, browser)
+
+
+def _issue_sign_in(
+    session: Session,
+    user_id: int,
+    context: RequestContext,
+    client_id: int | None,
+    device_token: str | None,
+    device_id: int | None,
+    browser: bool = False,
+) -> IssuedToken:
+    """The token of a sign-in that passed, and the device token for its cookie: the one the
+    client sent when it is this user's, else a new one."""
     issued = issue_token(
         session,
-        user.id,
+        user_id,
         client_address=context.client_address,
         user_agent=context.user_agent,
         client_id=client_id,
@@ -246,40 +267,8 @@ def _check_credentials(
         token_id=issued.token_id,
         device_token=device_token
         if device_id
-        else devices.issue_device_token(session, user.id, now),
+        else devices.issue_device_token(session, user_id, utcnow()),
     )
-
-
-def confirm_password(
-    session: Session, user: User, password: str, *, context: RequestContext
-) -> None:
-    """Check the current password that confirms a change, under the sign-in throttle: with a
-    stolen token, guessing the password is no easier than at sign-in. Raises WrongPassword
-    or LoginThrottled (Refusals: the failure count and the event are committed)."""
-    throttle = get_throttle()
-    now = utcnow()
-    limits: list[Limit] = login_limits(
-        account_key(user.id, ""), address_key(context.client_address or "-")
-    )
-    retry_after = throttle.retry_after(session, limits, now)
-    if retry_after is not None:
-        LOGIN_THROTTLED.inc()
-        audit.record(
-            session, EventKind.LOGIN_THROTTLED, context, user_id=user.id, detail="confirmation"
-        )
-        raise LoginThrottled(retry_after, user_id=user.id)
-    matches, _ = verify_password(password, user.password_hash)
-    if not matches:
-        throttle.record(session, limits, now)
-        LOGIN_FAILURES.inc()
-        audit.record(
-            session,
-            EventKind.LOGIN_FAILED,
-            context,
-            user_id=user.id,
-            detail="wrong_current_password",
-        )
-        raise WrongPassword
 
 
 def _load_user(session: Session, user_id: int) -> User:

@@ -132,24 +132,56 @@ def set_password(
     console.print(f"password set for {name}; their tokens are revoked")
 
 
+def reset_mfa(
+    user_id: Annotated[int, typer.Option("--id", min=1, help="The account's id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask; reset as it is.")] = False,
+) -> None:
+    """Remove every second factor (authenticator app, recovery codes) of a user who lost their
+    device, as an admin's DELETE /users/{id}/mfa does: audited, and the user is mailed.
+
+    Example: userbase reset-mfa --id 42
+    """
+    from userbase import audit, users
+    from userbase.database import SessionLocal
+    from userbase.mfa import factors
+
+    try:
+        with SessionLocal.begin() as session:
+            user = users.lock_user(session, user_id)
+            console.print(f"account {user.id}: {user.username} <{user.email}>")
+            if not yes and not typer.confirm("Remove this account's second factors?", err=True):
+                raise typer.Exit(1)
+            removed = factors.reset(session, None, user_id, context=audit.CLI)
+    except users.UserNotFound as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if removed:
+        console.print(f"account {user_id}: second factors removed; the user is mailed")
+    else:
+        console.print(f"account {user_id} had no second factor; nothing changed")
+
+
 def purge_tokens(
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
 ) -> None:
-    """Delete expired bearer tokens, a batch per transaction (no long lock on a live table).
+    """Delete expired bearer tokens (and mfa_tokens), a batch per transaction (no long lock
+    on a live table).
 
     Example: userbase purge-tokens   (run it from cron, e.g. hourly)
     """
     _on_database_time()
     from userbase import auth
     from userbase.database import SessionLocal
+    from userbase.mfa import challenges
 
     total = 0
-    while True:
-        with SessionLocal.begin() as session:
-            purged = auth.purge_expired_tokens(session, batch_size=batch_size)
-        total += purged
-        if purged < batch_size:
-            break
+    for purge in (auth.purge_expired_tokens, challenges.purge_expired):
+        while True:
+            with SessionLocal.begin() as session:
+                purged = purge(session, batch_size=batch_size)
+            total += purged
+            if purged < batch_size:
+                break
     console.print(f"purged {total} expired tokens")
 
 
@@ -251,6 +283,7 @@ def register(app: typer.Typer) -> None:
     app.command("create-admin")(create_admin)
     app.command("promote-admin")(promote_admin)
     app.command("set-password")(set_password)
+    app.command("reset-mfa")(reset_mfa)
     app.command("purge-tokens")(purge_tokens)
     app.command("send-mail")(send_mail)
     app.command("resend-mail")(resend_mail)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # file by file: an operator's own sign-in, consent and logout pages.
     templates_dir: Path | None = None
 
+    # Second factors (userbase/mfa/, docs/mfa.md): the issuer authenticator apps show beside
+    # the account, and whether admins must have one (without, they sign in only to enrol one).
+    mfa_issuer: str = Field(default="userbase", min_length=1, max_length=64)
+    require_mfa_for_admins: bool = False
+
     # Failed sign-ins within the window: per account, and (higher, for offices behind one NAT)
     # per client address. Past the limit: 429 until the window has passed.
     login_window_seconds: int = Field(default=15 * 60, ge=1)
@@ -213,6 +218,7 @@ class Settings(BaseSettings):
                 f"{self.log_format}, level {self.log_level}, access log "
                 f"{'on' if self.access_log else 'off'}",
             ),
+            ("second factor for admins", "required" if self.require_mfa_for_admins else "optional"),
             ("metrics token", "set" if self.metrics_token else "not set (GET /metrics is open)"),
             (
                 "trusted proxies",

@@ -23,6 +23,7 @@ from userbase import accounts, auth, mail_links, users
 from userbase.admission import HashingBusy
 from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
+from userbase.mfa import challenges, factors
 from userbase.oidc.consent import ConsentNotFound
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
@@ -131,12 +132,17 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 # Domain exceptions and their status; the exception's message is the problem's detail.
 _STATUS_OF: dict[type[Exception], int] = {
     mail_links.InvalidActionToken: 400,
+    factors.WrongCode: 400,
     auth.InvalidCredentials: 401,
     auth.NotAuthenticated: 401,
+    challenges.SecondFactorRequired: 401,
+    challenges.InvalidMfaToken: 401,
+    challenges.WrongSecondFactor: 401,
     Forbidden: 403,
     auth.WrongPassword: 403,
     auth.PasswordConfirmationRequired: 403,
     auth.EmailNotVerified: 403,
+    factors.EnrolmentRequired: 403,
     users.UserNotFound: 404,
     ClientNotFound: 404,
     auth.SignInNotFound: 404,
@@ -146,6 +152,9 @@ _STATUS_OF: dict[type[Exception], int] = {
     users.LastAdmin: 409,
     accounts.EmailMismatch: 409,
     mail_links.AlreadyVerified: 409,
+    factors.AlreadyEnrolled: 409,
+    factors.NoEnrolment: 409,
+    factors.NoSecondFactor: 409,
     users.StaleVersion: 412,
     InvalidClientSettings: 422,
     auth.LoginThrottled: 429,
@@ -161,7 +170,20 @@ def problem_response(request: Request, exc: Exception) -> ProblemResponse:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: say which scheme would work
     if isinstance(exc, auth.LoginThrottled | mail_links.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    return problem(status, str(exc), instance=request.url.path, headers=headers)
+    return problem(
+        status, str(exc), instance=request.url.path, headers=headers, extensions=_members(exc)
+    )
+
+
+def _members(exc: Exception) -> dict[str, Any] | None:
+    """The problem's own members (RFC 9457 section 3.2) that a client acts on."""
+    if isinstance(exc, challenges.SecondFactorRequired):
+        return {"mfa_required": True, "mfa_token": exc.mfa_token, "expires_in": exc.expires_in}
+    if isinstance(exc, challenges.WrongSecondFactor):
+        return {"attempts_left": exc.attempts_left}
+    if isinstance(exc, factors.EnrolmentRequired):
+        return {"mfa_enrolment_required": True}
+    return None
 
 
 async def _on_domain_error(request: Request, exc: Exception) -> Response:
@@ -212,7 +234,7 @@ async def _on_oauth_error(request: Request, exc: OAuthError) -> Response:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if isinstance(exc, InvalidClient):
         headers["WWW-Authenticate"] = 'Basic realm="userbase"'
-    body = {"error": exc.error, "error_description": exc.description}
+    body = {"error": exc.error, "error_description": exc.description, **exc.parameters()}
     return Response(
         dumps(body), status_code=exc.status, headers=headers, media_type="application/json"
     )

@@ -296,6 +296,61 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class MfaFactor(Base):
+    """A user's second factor (userbase/mfa/): a TOTP authenticator (RFC 6238), one a user.
+
+    The secret is kept only sealed (sealing.py). Until `confirmed_at` is set (a first code
+    from the app) it is an enrolment under way and signs nothing in. `last_used_step` is the
+    time step of the last code accepted: a code of that step or an earlier one is a replay.
+    """
+
+    __tablename__ = "mfa_factors"
+    __table_args__ = (UniqueConstraint("user_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_step: Mapped[int | None] = mapped_column()
+
+
+class RecoveryCode(Base):
+    """One single-use recovery code of a user (userbase/mfa/): only its SHA-256 is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaChallenge(Base):
+    """A sign-in whose password was right, waiting for its second factor: the `mfa_token`
+    (only its SHA-256 is stored). Single use, short-lived, spent by too many wrong codes.
+
+    It keeps what the sign-in it finishes needs: the OAuth client signed in through (or None)
+    and the trusted device that counted its failures (devices.py, or None).
+    """
+
+    __tablename__ = "mfa_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_id: Mapped[int | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    device_id: Mapped[int | None] = mapped_column()
+
+
 class ThrottleEvent(Base):
     """One counted event (a failed sign-in, a mail sent on request) under a throttle key."""
 

@@ -48,8 +48,10 @@ def problem(
     instance: str | None = None,
     headers: Mapping[str, str] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> ProblemResponse:
-    """A problem+json response; `title` is the status phrase, as RFC 9457 asks for about:blank."""
+    """A problem+json response; `title` is the status phrase, as RFC 9457 asks for about:blank.
+    `extensions`: members of the problem type's own (RFC 9457 section 3.2)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -60,5 +62,7 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = list(errors)
+    if extensions is not None:
+        body.update(extensions)
     # A problem holds strings, numbers and lists of them: plain orjson, no options needed.
     return ProblemResponse(orjson.dumps(body), status_code=status, headers=headers)

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from userbase.models import DISPLAY_NAME_MAX, EMAIL_MAX, USERNAME_MAX
+from userbase.problem import PROBLEM_MEDIA_TYPE, Problem
 
 Username = Annotated[
     str, StringConstraints(min_length=3, max_length=USERNAME_MAX, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -283,3 +284,71 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(description="Seconds until the token expires.")
+
+
+# Second factors (userbase/mfa/, docs/mfa.md).
+TotpCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+# Recovery codes are 16 characters, typed with or without dashes and spaces between groups.
+RecoveryCodeText = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class CurrentPassword(BaseModel):
+    """A change to the account's second factors, confirmed with the current password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=128)
+
+
+class TotpCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: TotpCode = Field(description="The 6 digits the authenticator app shows now.")
+
+
+class SecondFactorSignIn(BaseModel):
+    """Body of POST /auth/token/mfa: the mfa_token of the first step and one code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mfa_token: ActionTokenText
+    code: TotpCode | None = None
+    recovery_code: RecoveryCodeText | None = None
+
+    @model_validator(mode="after")
+    def _one_code(self) -> "SecondFactorSignIn":
+        if (self.code is None) == (self.recovery_code is None):
+            raise PydanticCustomError("one_code", "send code or recovery_code (one of them)")
+        return self
+
+
+class TotpEnrolmentOut(BaseModel):
+    secret: str = Field(description="Base32; shown once. Type it into the app, or use the URI.")
+    otpauth_uri: str = Field(description="For a QR code: otpauth://totp/...")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Ten single-use codes, shown once.")
+
+
+class SecondFactorsOut(BaseModel):
+    totp: bool = Field(description="An authenticator app is active.")
+    recovery_codes_left: int
+
+
+class SecondFactorProblem(Problem):
+    """A 401 of a sign-in; with `mfa_required` when the password was right and a second
+    factor is due: send `mfa_token` and a code to POST /auth/token/mfa."""
+
+    mfa_required: bool | None = None
+    mfa_token: str | None = Field(default=None, description="Single use, for that alone.")
+    expires_in: int | None = Field(default=None, description="Seconds the mfa_token lives.")
+    attempts_left: int | None = Field(default=None, description="Codes the mfa_token takes.")
+
+
+SECOND_FACTOR_PROBLEM: dict[str, Any] = {
+    "model": SecondFactorProblem,
+    "content": {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/SecondFactorProblem"}}
+    },
+}

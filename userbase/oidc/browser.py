@@ -88,8 +88,8 @@ def sign_in_with_password(
     browser sign-in with a new cookie (a new id at every sign-in: a cookie planted before is
     worth nothing after, RFC 6819 4.4.1.13's session fixation).
 
-    A second factor (issue 19) goes here, between the password and the browser sign-in: the
-    page then asks for it, and `methods` records it beside PASSWORD.
+    For an account with a second factor, auth.SecondFactorRequired: the page asks for it, and
+    sign_in_with_second_factor finishes the sign-in.
     """
     issued = auth.sign_in(
         session,
@@ -99,6 +99,40 @@ def sign_in_with_password(
         device_token=device_token,
         browser=True,
     )
+    return _open(session, issued, PASSWORD, previous)
+
+
+def sign_in_with_second_factor(
+    session: Session,
+    *,
+    mfa_token: str,
+    code: str | None,
+    recovery_code: str | None,
+    context: RequestContext,
+    device_token: str | None,
+    previous: BrowserUser | None,
+) -> NewBrowserSignIn:
+    """The sign-in page's second step: auth.complete_sign_in (its throttle, five-failures
+    rule and audit), then the browser sign-in, its `methods` saying how (RFC 8176: `otp` for
+    the authenticator's code, `mfa` for any second factor, a recovery code included)."""
+    issued = auth.complete_sign_in(
+        session,
+        mfa_token=mfa_token,
+        code=code,
+        recovery_code=recovery_code,
+        context=context,
+        device_token=device_token,
+        browser=True,
+    )
+    methods = f"{PASSWORD} otp mfa" if issued.second_factor == "totp" else f"{PASSWORD} mfa"
+    return _open(session, issued, methods, previous)
+
+
+def _open(
+    session: Session, issued: auth.IssuedToken, methods: str, previous: BrowserUser | None
+) -> NewBrowserSignIn:
+    """The browser sign-in of a sign-in that passed: its cookie, and the applications of the
+    browser's previous sign-in (the same user signing in again) moved over to it."""
     if issued.token_id is None:  # browser=True always flushes the row
         raise LookupError("the browser sign-in has no id")
     now = utcnow()
@@ -108,7 +142,7 @@ def sign_in_with_password(
             sign_in_id=issued.token_id,
             cookie_hash=digest,
             authenticated_at=now,
-            methods=PASSWORD,
+            methods=methods,
         )
     )
     session.flush()

@@ -12,8 +12,19 @@ from userbase.config import get_settings
 from userbase.database import SessionDep
 from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
-from userbase.routers.dependencies import PrincipalDep, RequestContextDep
-from userbase.schemas import ActionTokenIn, ForgotPassword, PasswordReset, TokenOut
+from userbase.routers.dependencies import (
+    EnrollingPrincipalDep,
+    PrincipalDep,
+    RequestContextDep,
+)
+from userbase.schemas import (
+    SECOND_FACTOR_PROBLEM,
+    ActionTokenIn,
+    ForgotPassword,
+    PasswordReset,
+    SecondFactorSignIn,
+    TokenOut,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,7 +38,13 @@ _RESET_REQUESTED = {"detail": "If an account has this address, a reset link is o
 @router.post(
     "/token",
     response_model=TokenOut,
-    responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 429: PROBLEM, 503: PROBLEM},
+    responses={
+        401: SECOND_FACTOR_PROBLEM,
+        403: PROBLEM,
+        422: PROBLEM,
+        429: PROBLEM,
+        503: PROBLEM,
+    },
     summary="Sign in: exchange a username (or email) and password for a bearer token",
     dependencies=[HASHING_TURN],
 )
@@ -40,7 +57,8 @@ def sign_in(
     """OAuth2 password flow; works with the Authorize button of /docs.
 
     The answer sets a device cookie: a client that sends it back is not locked out by
-    failures from elsewhere (docs/security.md).
+    failures from elsewhere (docs/security.md). For an account with a second factor the right
+    password answers 401 with `mfa_required` and an `mfa_token`: see POST /auth/token/mfa.
     """
     issued = auth.sign_in(
         db,
@@ -49,6 +67,35 @@ def sign_in(
         context=context,
         device_token=device,
     )
+    return _signed_in(issued)
+
+
+@router.post(
+    "/token/mfa",
+    response_model=TokenOut,
+    responses={401: SECOND_FACTOR_PROBLEM, 422: PROBLEM, 429: PROBLEM},
+    summary="Sign in, second step: the mfa_token and a code (or a recovery code)",
+)
+def sign_in_second_factor(
+    body: SecondFactorSignIn,
+    db: SessionDep,
+    context: RequestContextDep,
+    device: Annotated[str | None, Cookie(alias=DEVICE_COOKIE)] = None,
+) -> Response:
+    """Answers as POST /auth/token does. A code is accepted once; five wrong codes spend the
+    mfa_token, and each counts in the account's sign-in throttle (docs/mfa.md)."""
+    issued = auth.complete_sign_in(
+        db,
+        mfa_token=body.mfa_token,
+        code=body.code,
+        recovery_code=body.recovery_code,
+        context=context,
+        device_token=device,
+    )
+    return _signed_in(issued)
+
+
+def _signed_in(issued: auth.IssuedToken) -> Response:
     response = JSONBytes(
         {"access_token": issued.token, "token_type": "bearer", "expires_in": issued.expires_in},
         headers={"Cache-Control": "no-store"},
@@ -73,7 +120,9 @@ def sign_in(
     responses={401: PROBLEM},
     summary="Revoke the token sent with this request",
 )
-def sign_out(principal: PrincipalDep, db: SessionDep, context: RequestContextDep) -> Response:
+def sign_out(
+    principal: EnrollingPrincipalDep, db: SessionDep, context: RequestContextDep
+) -> Response:
     auth.sign_out(db, principal, context)
     return Response(status_code=204)
 

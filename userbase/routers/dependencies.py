@@ -17,6 +17,7 @@ from userbase.client_address import client_address
 from userbase.config import get_settings
 from userbase.database import READ_ONLY_METHODS, SessionDep, SessionLocal
 from userbase.logs import request_id_var
+from userbase.mfa import factors
 from userbase.permissions import ensure_admin
 from userbase.tokens import access_tokens, grants
 
@@ -37,7 +38,25 @@ async def get_principal(
 ) -> auth.Principal:
     if token is None:
         raise auth.NotAuthenticated
+    principal = await _resolve(request, db, token, background)
+    await _ensure_enrolled(db, principal)
+    return principal
+
+
+async def get_enrolling_principal(
+    request: Request, db: SessionDep, token: BearerToken, background: BackgroundTasks
+) -> auth.Principal:
+    """The signed-in user, also an admin who must still enrol a second factor: only for
+    the routes that enrol one (and read the account, sign out)."""
+    if token is None:
+        raise auth.NotAuthenticated
     return await _resolve(request, db, token, background)
+
+
+async def _ensure_enrolled(db: SessionDep, principal: auth.Principal) -> None:
+    # USERBASE_REQUIRE_MFA_FOR_ADMINS: only admins' requests pay the query, only when it is on.
+    if principal.user.is_admin and get_settings().require_mfa_for_admins:
+        await run_in_threadpool(factors.ensure_enrolled_if_required, db, principal.user)
 
 
 async def get_optional_principal(
@@ -46,7 +65,9 @@ async def get_optional_principal(
     """The signed-in user when a token is sent (an invalid one is still a 401), else None."""
     if token is None:
         return None
-    return await _resolve(request, db, token, background)
+    principal = await _resolve(request, db, token, background)
+    await _ensure_enrolled(db, principal)
+    return principal
 
 
 async def _resolve(
@@ -104,6 +125,7 @@ async def get_admin(principal: "PrincipalDep") -> auth.Principal:
 
 
 PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+EnrollingPrincipalDep = Annotated[auth.Principal, Depends(get_enrolling_principal)]
 OptionalPrincipalDep = Annotated[auth.Principal | None, Depends(get_optional_principal)]
 ClientAddress = Annotated[str, Depends(get_client_address)]
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]

@@ -12,6 +12,7 @@ from userbase import auth
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
+from userbase.mfa import challenges
 from userbase.oidc import authorize as flow
 from userbase.oidc import browser as browsers
 from userbase.oidc import csrf, logout, templates
@@ -22,6 +23,8 @@ from userbase.routers.dependencies import RequestContextDep
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
 SIGN_IN_PATH = "/oauth/sign-in"
+# Below SIGN_IN_PATH: the device cookie (path SIGN_IN_PATH) reaches it.
+SECOND_FACTOR_PATH = "/oauth/sign-in/second-factor"
 FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
 
 BrowserCookie = Annotated[str | None, Cookie(alias=browsers.COOKIE)]
@@ -179,6 +182,25 @@ def authorize_posted(
     return _authorization(db, context, pairs, sso, csrf_cookie)
 
 
+def _second_factor_page(
+    page: _Page,
+    pairs: list[tuple[str, str]],
+    *,
+    mfa_token: str,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    query = f"?{urlencode(pairs)}" if pairs else ""
+    return page.html(
+        "second_factor.html",
+        status=status,
+        action=f"{SECOND_FACTOR_PATH}{query}",
+        csrf_token=page.token("second-factor"),
+        mfa_token=mfa_token,
+        error=error,
+    )
+
+
 @router.get("/sign-in")
 def sign_in_page(
     request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
@@ -227,6 +249,9 @@ def sign_in(
             device_token=device,
             previous=browsers.current(db, sso),
         )
+    except auth.SecondFactorRequired as waiting:
+        # Answered, not raised: get_db commits the waiting sign-in.
+        return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
         status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
@@ -234,6 +259,18 @@ def sign_in(
         if isinstance(refused, auth.LoginThrottled):
             refusal.headers["Retry-After"] = str(refused.retry_after)
         return refusal
+    return _signed_in(db, context, page, pairs, made)
+
+
+def _signed_in(
+    db: SessionDep,
+    context: RequestContextDep,
+    page: _Page,
+    pairs: list[tuple[str, str]],
+    made: browsers.NewBrowserSignIn,
+) -> Response:
+    """After the last step of a sign-in: its cookies, and the authorization request it came
+    with goes on (or the page says who is signed in)."""
     browser = made.signed_in
     response: Response
     if pairs:
@@ -263,6 +300,50 @@ def sign_in(
             samesite="strict",
         )
     return response
+
+
+@router.post("/sign-in/second-factor")
+def sign_in_second_factor(
+    request: Request,
+    form: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+    device: DeviceCookie = None,
+) -> Response:
+    """The sign-in's second step (docs/mfa.md): a code of the user's authenticator app, or a
+    recovery code, for the waiting sign-in the password step made."""
+    pairs = _query_pairs(request)
+    fields = dict(reversed(form))
+    page = _Page(csrf_cookie)
+    mfa_token = fields.get("mfa_token", "")
+    if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
+        error = "This form expired. Enter the code again."
+        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
+    code = fields.get("code", "").replace(" ", "") or None
+    recovery_code = None if code else fields.get("recovery_code", "").strip() or None
+    try:
+        made = browsers.sign_in_with_second_factor(
+            db,
+            mfa_token=mfa_token,
+            code=code,
+            recovery_code=recovery_code,
+            context=context,
+            device_token=device,
+            previous=browsers.current(db, sso),
+        )
+    except (challenges.InvalidMfaToken, auth.LoginThrottled) as refused:
+        # The waiting sign-in is over (spent, expired) or the account is throttled: back to
+        # the password. Answered, not raised: get_db commits what the refusal counted.
+        status = 429 if isinstance(refused, auth.LoginThrottled) else 401
+        refusal = _sign_in_page(page, pairs, error=str(refused), status=status)
+        if isinstance(refused, auth.LoginThrottled):
+            refusal.headers["Retry-After"] = str(refused.retry_after)
+        return refusal
+    except challenges.WrongSecondFactor as wrong:
+        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
+    return _signed_in(db, context, page, pairs, made)
 
 
 @router.post("/consent")

@@ -106,10 +106,22 @@ _OAUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class MfaRequiredOut(OAuthErrorOut):
+    """The password grant for a user with a second factor: finish with the mfa grant."""
+
+    mfa_token: str
+    expires_in: int
+
+
 @router.post(
     "/oauth/token",
     response_model=TokenOut,
-    responses={**_OAUTH_RESPONSES, 429: PROBLEM, 503: PROBLEM},
+    responses={
+        **_OAUTH_RESPONSES,
+        403: {"model": MfaRequiredOut, "description": "mfa_required: a second factor is due"},
+        429: PROBLEM,
+        503: PROBLEM,
+    },
     summary="OAuth token endpoint: authorization_code, refresh_token, client_credentials, "
     "password (first party)",
     dependencies=[Depends(_hashing_turn_for_passwords, scope="function")],
@@ -123,6 +135,9 @@ def token(
     scope: OptionalForm = None,
     username: OptionalForm = None,
     password: OptionalForm = None,
+    mfa_token: OptionalForm = None,
+    otp: OptionalForm = None,
+    recovery_code: OptionalForm = None,
     client_id: OptionalForm = None,
     client_secret: OptionalForm = None,
     code: OptionalForm = None,
@@ -158,6 +173,18 @@ def token(
             client,
             username=username.strip(),
             password=password,
+            scope=scope,
+            context=context,
+        )
+    elif grant_type == grants.MFA_GRANT:
+        if not mfa_token:
+            raise InvalidRequest("mfa_token is missing.")
+        issued = grants.mfa_grant(
+            db,
+            client,
+            mfa_token=mfa_token,
+            otp=otp,
+            recovery_code=recovery_code,
             scope=scope,
             context=context,
         )

@@ -25,6 +25,7 @@ from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import (
     AdminDep,
+    EnrollingPrincipalDep,
     OptionalPrincipalDep,
     PrincipalDep,
     RequestContextDep,
@@ -263,7 +264,7 @@ def _item_error(index: int, status: int, detail: str, errors: list[Any] | None) 
     responses={401: PROBLEM},
     summary="The signed-in user's own account",
 )
-async def read_me(principal: PrincipalDep) -> Response:
+async def read_me(principal: EnrollingPrincipalDep) -> Response:
     # async: the principal is already loaded; a thread hop would cost more than this does.
     user = principal.user
     return JSONBytes(_account(user), headers={"ETag": etag_for(user.version)})

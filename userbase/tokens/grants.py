@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from userbase import audit, auth
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
+from userbase.mfa import challenges
 from userbase.models import OAuthClient, RefreshToken, Token, User, table_of, utcnow
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
 from userbase.tokens import access_tokens
@@ -24,7 +25,9 @@ from userbase.tokens.clients import check_scope, grants_of
 from userbase.tokens.oauth_errors import (
     InvalidClientSettings,
     InvalidGrant,
+    InvalidRequest,
     InvalidScope,
+    MfaRequired,
     UnauthorizedClient,
     UnsupportedTokenType,
 )
@@ -33,6 +36,9 @@ from userbase.users import ACCOUNT_COLUMNS, Account
 # The password grant (RFC 6749 section 4.3) is for the service's own apps only: a client
 # registered --first-party with this grant. Third parties get authorization_code (next issue).
 PASSWORD_GRANT = "password"
+# Its second step for a user with a second factor (an extension grant, RFC 6749 section 4.5):
+# the mfa_token of the mfa_required error and a code. Clients of the password grant use it.
+MFA_GRANT = "urn:userbase:params:oauth:grant-type:mfa"
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 _users, _tokens = table_of(User).c, table_of(Token).c
@@ -115,10 +121,47 @@ def password_grant(
         )
     except (auth.InvalidCredentials, auth.EmailNotVerified) as exc:
         raise InvalidGrant(str(exc)) from exc
+    except auth.SecondFactorRequired as exc:
+        raise MfaRequired(exc.mfa_token, exc.expires_in) from exc
+    return issue_tokens(session, client, _sign_in_of(session, issued), granted, utcnow())
+
+
+def mfa_grant(
+    session: Session,
+    client: OAuthClient,
+    *,
+    mfa_token: str,
+    otp: str | None,
+    recovery_code: str | None,
+    scope: str | None,
+    context: RequestContext,
+) -> IssuedTokens:
+    """The second step of a password grant that answered mfa_required: the client's own
+    mfa_token and a code (or a recovery code); the tokens the password grant would have."""
+    if not client.first_party or PASSWORD_GRANT not in grants_of(client):
+        raise UnauthorizedClient("Only first-party clients registered for it use this grant.")
+    if (otp is None) == (recovery_code is None):
+        raise InvalidRequest("Send otp or recovery_code (one of them).")
+    granted = _granted_scope(client.scope, scope)
+    try:
+        issued = auth.complete_sign_in(
+            session,
+            mfa_token=mfa_token,
+            code=otp,
+            recovery_code=recovery_code,
+            context=context,
+            client_id=client.id,
+        )
+    except (challenges.InvalidMfaToken, challenges.WrongSecondFactor) as exc:
+        raise InvalidGrant(str(exc)) from exc
+    return issue_tokens(session, client, _sign_in_of(session, issued), granted, utcnow())
+
+
+def _sign_in_of(session: Session, issued: auth.IssuedToken) -> Token:
     sign_in = session.get(Token, issued.token_id)
     if sign_in is None:  # flushed by sign_in a moment ago
         raise LookupError("the new sign-in vanished")
-    return issue_tokens(session, client, sign_in, granted, utcnow())
+    return sign_in
 
 
 def refresh(

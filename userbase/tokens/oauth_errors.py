@@ -6,6 +6,8 @@ problem+json: that is what OAuth client libraries parse. Each is a Refusal, so w
 refusal recorded (a reused refresh token's revoked family, its audit event) is committed.
 """
 
+from typing import Any
+
 from userbase.refusals import Refusal
 
 
@@ -16,6 +18,10 @@ class OAuthError(Refusal):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+    def parameters(self) -> dict[str, Any]:
+        """What the error answer carries beside `error` and `error_description`."""
+        return {}
 
 
 class InvalidRequest(OAuthError):
@@ -50,6 +56,25 @@ class InvalidScope(OAuthError):
 
 class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"
+
+
+class MfaRequired(OAuthError):
+    """The user has a second factor: the client finishes the sign-in with the mfa grant and
+    this `mfa_token` (as Auth0's `mfa_required`, which clients know; docs/mfa.md)."""
+
+    error = "mfa_required"
+    status = 403
+
+    def __init__(self, mfa_token: str, expires_in: int) -> None:
+        super().__init__(
+            "A second factor is required: send mfa_token with otp (or recovery_code) "
+            "and grant_type urn:userbase:params:oauth:grant-type:mfa."
+        )
+        self.mfa_token = mfa_token
+        self.expires_in = expires_in
+
+    def parameters(self) -> dict[str, Any]:
+        return {"mfa_token": self.mfa_token, "expires_in": self.expires_in}
 
 
 # The client registry's (problem+json, like the rest of the admin API).
