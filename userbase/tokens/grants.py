@@ -44,6 +44,13 @@ _REFRESH_ROW = (
     .join(Token, RefreshToken.sign_in_id == Token.id)
     .where(RefreshToken.token_hash == bindparam("digest"))
 )
+# A refresh locks its sign-in's row (by primary key) before it writes: concurrent uses of one
+# refresh token queue there, and the second one ends the sign-in alone. Without it, two late
+# uses each deleted the sign-in, the cascade of each reaching a row the other had locked:
+# PostgreSQL found a deadlock (a 503) in the test of four concurrent uses (test_oauth_grants).
+# The refresh token's own row is not the one locked: on MariaDB a use waiting for it (on its
+# unique index) deadlocked the first use's INSERT of the next token into that index.
+_LOCK_SIGN_IN = select(_tokens.id).where(_tokens.id == bindparam("sign_in_id")).with_for_update()
 # The first use wins: one UPDATE decides (see refresh).
 _SPEND = (
     update(RefreshToken)
@@ -176,9 +183,10 @@ def refresh(
         raise InvalidGrant("The refresh token was issued to another client.")
     # Before the token is spent: a wrong scope must not cost the client its sign-in.
     granted = _granted_scope(spent.scope, scope)
-    # One UPDATE decides which use is the first: a concurrent one waits for it, then finds
-    # the token used (PostgreSQL and MariaDB re-read the row they waited for; SQLite's
-    # writers take turns).
+    if session.connection().execute(_LOCK_SIGN_IN, {"sign_in_id": sign_in.id}).first() is None:
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")  # just ended
+    # One UPDATE decides which use is the first: a concurrent one waited for the sign-in's
+    # lock above and finds the token used (SQLite's writers take turns instead).
     won = session.execute(_SPEND, {"refresh_id": spent.id, "now": now})
     if won.rowcount != 1:  # type: ignore[attr-defined]
         auth.revoke_token(session, sign_in.id)
