@@ -1,9 +1,11 @@
 """What is measured: each case is a request, a number of connections and the systems that run it."""
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
+
+from bench.tokens import Client, TokenSource
 
 PAGE = 100
 LIST = f"/users/?limit={PAGE}"
@@ -12,6 +14,18 @@ ME = "/users/me"
 ME_SYSTEMS = ("ceiling", "userbase")  # the peers have no accounts
 # Concurrent POST /users/ requests: the issue's target asks for zero errors at 64 connections.
 POST_CONNECTIONS = 64
+# The token cases (issue 17): 10 connections, as the reads; for the refresh grant, 10 clients.
+TOKEN_CONNECTIONS = 10
+RESOURCE_SERVER = "resource-server"
+RESOURCE_PATH = "/hello"
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a case needs anew for each wrk run: more script arguments, more headers."""
+
+    script_args: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,12 @@ class Case:
     # Systems compared by ratio run in rounds, in alternating order, and the fastest round
     # counts: on a shared machine other work only ever slows a run down.
     rounds: int = 1
+    # Called before each wrk run (warm-up and measured), outside the measured CPU time: fresh
+    # tokens for the cases whose tokens expire or are spent.
+    per_run: Callable[[], RunInputs] | None = None
+
+    def run_inputs(self) -> RunInputs:
+        return self.per_run() if self.per_run else RunInputs()
 
 
 def small_table_cases(users: int, rounds: int, me_token: str) -> list[Case]:
@@ -112,3 +132,74 @@ def big_table_cases(total: int, last_after: int) -> list[Case]:
         ),
         Case("big_last_c10", f"{total:,} users: last page, 10 conn", 10, last),
     ]
+
+
+def token_cases(
+    rounds: int, opaque_token: str, tokens: TokenSource, resource_server: Client
+) -> tuple[list[Case], list[Case]]:
+    """Issue 17's cases: the pair compared with each other (GET /users/me with an opaque token
+    and with a JWT access token, run in alternating rounds), then the others.
+
+    Access tokens are fetched fresh before each wrk run (they live 5 minutes) and sent on every
+    request of the run, as a client uses its token: after the first request, userbase's check
+    of the signature is a cache hit (access_tokens.py); `bench.signing` measures a full one.
+    """
+
+    def bearer() -> RunInputs:
+        return RunInputs(headers={"Authorization": f"Bearer {tokens.access_token()}"})
+
+    def introspection() -> RunInputs:
+        return RunInputs(script_args=(f"token={tokens.access_token()}",))
+
+    def chains() -> RunInputs:
+        return RunInputs(script_args=tokens.refresh_chains(TOKEN_CONNECTIONS))
+
+    compared = [
+        Case(
+            "me_opaque_c10",
+            f"GET /users/me, opaque token, {TOKEN_CONNECTIONS} conn",
+            TOKEN_CONNECTIONS,
+            {"userbase": ME},
+            headers={"Authorization": f"Bearer {opaque_token}"},
+            rounds=rounds,
+        ),
+        Case(
+            "me_jwt_c10",
+            f"GET /users/me, JWT access token, {TOKEN_CONNECTIONS} conn",
+            TOKEN_CONNECTIONS,
+            {"userbase": ME},
+            per_run=bearer,
+            rounds=rounds,
+        ),
+    ]
+    others = [
+        Case(
+            "refresh_c10",
+            f"POST /oauth/token refresh_token, {TOKEN_CONNECTIONS} conn",
+            TOKEN_CONNECTIONS,
+            {"userbase": "/oauth/token"},
+            script_args=("refresh",),
+            headers={"Authorization": tokens.app.basic},
+            per_run=chains,
+            rounds=rounds,
+        ),
+        Case(
+            "introspect_c10",
+            f"POST /oauth/introspect (a JWT), {TOKEN_CONNECTIONS} conn",
+            TOKEN_CONNECTIONS,
+            {"userbase": "/oauth/introspect"},
+            script_args=("post-form",),
+            headers={"Authorization": resource_server.basic},
+            per_run=introspection,
+            rounds=rounds,
+        ),
+        Case(
+            "resource_c10",
+            f"example resource server GET {RESOURCE_PATH}, {TOKEN_CONNECTIONS} conn",
+            TOKEN_CONNECTIONS,
+            {RESOURCE_SERVER: RESOURCE_PATH},
+            per_run=bearer,
+            rounds=rounds,
+        ),
+    ]
+    return compared, others

@@ -1,6 +1,7 @@
 """The bench's own PostgreSQL database: made, migrated by userbase, loaded by COPY, dropped."""
 
 import io
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -110,7 +111,13 @@ def bench_database(host: str, port: int, userbase_cli: Path) -> Iterator[BenchDa
             [str(userbase_cli), "migrate"],
             check=True,
             cwd=ROOT,
-            env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database.sqlalchemy_url},
+            # USERBASE_* as the servers get them: the signing keys migrate makes are sealed
+            # under USERBASE_SECRET_KEY, which the servers must be able to open.
+            env={
+                **{k: v for k, v in os.environ.items() if k.startswith("USERBASE_")},
+                "PATH": "/usr/bin:/bin",
+                "DATABASE_URL": database.sqlalchemy_url,
+            },
             capture_output=True,
         )
         yield database

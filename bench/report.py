@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import Measurement, Results
+from bench.signing import SigningCost
 from bench.targets import Target
 
 SYSTEM_COLOURS = {
@@ -14,6 +15,7 @@ SYSTEM_COLOURS = {
     "tutorial": "#ff7f0e",
     "tutorial-all": "#d62728",
     "drf": "#2ca02c",
+    "resource-server": "#9467bd",
 }
 
 
@@ -56,6 +58,20 @@ def _errors(m: Measurement) -> str:
         timeouts = f", {m.timeouts} timeouts" if m.timeouts else ""
         parts.append(f"{m.socket_errors} socket{timeouts}")
     return f"{m.errors} ({'; '.join(parts)})"
+
+
+def signing_table(signing: Sequence[SigningCost]) -> str:
+    """JWTs signed and verified per second of CPU on the server's core (bench/signing.py)."""
+    lines = [
+        "| algorithm | signs/s | µs a sign | verifies/s | µs a verify |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for c in signing:
+        lines.append(
+            f"| {c.alg} | {c.sign_per_s:,.0f} | {c.sign_us:.0f} | {c.verify_per_s:,.0f} | "
+            f"{c.verify_us:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def targets_table(targets: Sequence[Target]) -> str:

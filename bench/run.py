@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.accounts import sign_up_and_sign_in
-from bench.cases import PAGE, Case, big_table_cases, small_table_cases
+from bench.cases import (
+    PAGE,
+    RESOURCE_SERVER,
+    Case,
+    big_table_cases,
+    small_table_cases,
+    token_cases,
+)
 from bench.database import ROOT, bench_database
 from bench.hashing import (
     PASSWORD,
@@ -29,13 +36,19 @@ from bench.hashing import (
     service_settings,
 )
 from bench.load import run_wrk, wrk_version
-from bench.report import plot, table, targets_table, write_json
+from bench.report import plot, signing_table, table, targets_table, write_json
 from bench.results import Measurement, Results
-from bench.servers import BIN, Server, Servers, systems
+from bench.servers import BIN, Server, Servers, resource_server_system, systems
+from bench.signing import SigningCost, measure_signing
 from bench.targets import evaluate
+from bench.tokens import TokenSource, register_client
 
 # Long enough for the tutorial to come back from its stall (its pool timeout is 30 s).
 SETTLE_SECONDS = 75
+# --cases: every case, or only issue 17's (the token cases: userbase and the example resource
+# server, without the peers, the hashing cases and the big table).
+CASE_SETS = ("all", "tokens")
+TOKEN_SYSTEMS = ("userbase",)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class Options:
     pg_port: int
     results_dir: Path
     name: str
+    cases: str
 
 
 def parse_options(argv: list[str] | None) -> Options:
@@ -95,6 +109,12 @@ def parse_options(argv: list[str] | None) -> Options:
     parser.add_argument("--pg-port", type=int, default=int(env("BENCH_PG_PORT", "5432")))
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--name", help="results file name without extension (latest, or quick)")
+    parser.add_argument(
+        "--cases",
+        choices=CASE_SETS,
+        default=env("BENCH_CASES", "all"),
+        help="all, or only the token cases of issue 17 (~5 minutes; BENCH_CASES)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     return Options(
@@ -110,7 +130,10 @@ def parse_options(argv: list[str] | None) -> Options:
         pg_host=args.pg_host,
         pg_port=args.pg_port,
         results_dir=args.results_dir,
-        name=args.name or ("quick" if quick else "latest"),
+        name=args.name or (
+            ("quick" if quick else "latest") + ("-tokens" if args.cases == "tokens" else "")
+        ),
+        cases=args.cases,
     )  # fmt: skip
 
 
@@ -156,6 +179,23 @@ class Bench:
                 best = replace(best, rounds_rps=tuple(m.rps for m in measured))
             self.results.add(best)
 
+    def run_alternating(self, cases: list[Case]) -> None:
+        """Cases compared with each other (not systems): `rounds` rounds of all of them, in
+        alternating order, keeping each case's fastest round (as run_case does for systems)."""
+        rounds = max(case.rounds for case in cases)
+        runs: dict[tuple[str, str], list[Measurement]] = {}
+        for round_number in range(rounds):
+            for case in cases if round_number % 2 == 0 else cases[::-1]:
+                for system, path in case.paths.items():
+                    runs.setdefault((case.key, system), []).append(
+                        self._measure(case, system, path)
+                    )
+        for measured in runs.values():
+            best = max(measured, key=lambda m: (not m.failed, m.rps))
+            if rounds > 1:
+                best = replace(best, rounds_rps=tuple(m.rps for m in measured))
+            self.results.add(best)
+
     def run_side_by_side(self, cases: list[Case]) -> None:
         """Each system runs all `cases` back to back: cases compared with each other (first
         page, last page) are measured a few seconds apart, not minutes, on a drifting machine."""
@@ -180,14 +220,25 @@ class Bench:
             "connections": case.connections,
             "timeout": options.timeout,
             "cpu": options.load_cpu,
-            "headers": case.headers,
         }
         url = server.url + path
-        run_wrk(url, seconds=options.warmup, script_args=(*case.script_args, f"w{tag}"), **common)
+        warm = case.run_inputs()
+        run_wrk(
+            url,
+            seconds=options.warmup,
+            script_args=(*case.script_args, *warm.script_args, f"w{tag}"),
+            headers={**case.headers, **warm.headers},
+            **common,
+        )
         self._settle(server)
+        inputs = case.run_inputs()  # before the CPU count starts: it may ask userbase for tokens
         cpu_before = server.cpu_seconds()
         result = run_wrk(
-            url, seconds=options.duration, script_args=(*case.script_args, f"m{tag}"), **common
+            url,
+            seconds=options.duration,
+            script_args=(*case.script_args, *inputs.script_args, f"m{tag}"),
+            headers={**case.headers, **inputs.headers},
+            **common,
         )
         measurement = Measurement.from_wrk(
             case.key,
@@ -226,6 +277,17 @@ def _measure_hashing(options: Options) -> HashingBound:
     return hashing
 
 
+def _measure_signing(options: Options) -> list[SigningCost]:
+    _say(f"signing: JWTs signed and verified with joserfc on cpu {options.server_cpu}")
+    costs = measure_signing(options.server_cpu, seconds=0.5 if options.duration < 5 else 2.0)
+    for cost in costs:
+        _say(
+            f"  {cost.alg}: sign {cost.sign_per_s:,.0f}/s, verify {cost.verify_per_s:,.0f}/s "
+            "(per second of CPU)"
+        )
+    return costs
+
+
 def _command(argv: list[str] | None) -> str:
     """How this run was asked for, to print beside its figures."""
     args = sys.argv[1:] if argv is None else argv
@@ -245,9 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.monotonic()
     wrk = wrk_version()
 
-    password_hash = make_hasher(service_settings()).hash(PASSWORD)
+    settings = service_settings()
+    password_hash = make_hasher(settings).hash(PASSWORD)
     # Each case with a hashing bound is compared with the bound measured just before it.
     hashing: dict[str, HashingBound] = {}
+    everything = options.cases == "all"
+    big_load_s, total = 0.0, options.users
 
     with (
         tempfile.TemporaryDirectory(prefix="userbase-bench-") as workdir,
@@ -257,19 +322,41 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"database {database.name}: loading {options.users:,} users")
         small_load_s = database.load_users(options.users, password_hash)
         for system in systems(database):
-            _say(f"starting {system.name}: {system.title}")
-            servers.start(system)
+            if everything or system.name in TOKEN_SYSTEMS:
+                _say(f"starting {system.name}: {system.title}")
+                servers.start(system)
+        userbase_url = servers.running["userbase"].url
+        resource_server = resource_server_system(
+            RESOURCE_SERVER,
+            userbase_url,
+            issuer=settings.public_url.rstrip("/"),
+            audience=(settings.token_audience or settings.public_url).rstrip("/"),
+        )
+        _say(f"starting {resource_server.name}: {resource_server.title}")
+        servers.start(resource_server)
         bench = Bench(options, servers)
-        me_token = sign_up_and_sign_in(servers.running["userbase"].url)
-        for case in small_table_cases(options.users, options.rounds, me_token):
-            if case.hashing_bound:
-                hashing[case.key] = _measure_hashing(options)
+        me_token = sign_up_and_sign_in(userbase_url)
+        if everything:
+            for case in small_table_cases(options.users, options.rounds, me_token):
+                if case.hashing_bound:
+                    hashing[case.key] = _measure_hashing(options)
+                bench.run_case(case)
+
+        signing = _measure_signing(options)
+        app = register_client(database, "bench app", "password", "refresh_token")
+        checker = register_client(database, "bench resource server", "client_credentials")
+        # user1 was loaded with the bench's password; each of its sign-ins is a chain.
+        tokens = TokenSource(userbase_url, app, "user1")
+        compared, others = token_cases(options.rounds, me_token, tokens, checker)
+        bench.run_alternating(compared)
+        for case in others:
             bench.run_case(case)
 
-        _say(f"loading up to {options.big_users:,} users")
-        big_load_s = database.load_users(options.big_users, password_hash)
-        total = database.count_users()
-        bench.run_side_by_side(big_table_cases(total, database.id_before_last_page(PAGE)))
+        if everything:
+            _say(f"loading up to {options.big_users:,} users")
+            big_load_s = database.load_users(options.big_users, password_hash)
+            total = database.count_users()
+            bench.run_side_by_side(big_table_cases(total, database.id_before_last_page(PAGE)))
         postgres_version = database.server_version()
         commands = {
             name: " ".join(["taskset", "-c", str(options.server_cpu), *server.system.argv])
@@ -279,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     results = bench.results
-    targets = evaluate(results, hashing)
+    targets = evaluate(results, hashing, signing)
     seconds = time.monotonic() - clock
     document = {
         "command": _command(argv),
@@ -309,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             for key, bound in hashing.items()
         },
+        "signing": [
+            {
+                **asdict(cost),
+                "sign_per_s": round(cost.sign_per_s),
+                "verify_per_s": round(cost.verify_per_s),
+            }
+            for cost in signing
+        ],
         "results": [asdict(m) for m in results.measurements],
         "ratios_vs_ceiling": results.ratios("ceiling"),
         "ratios_vs_drf": results.ratios("drf"),
@@ -328,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{bound.bound_rps:.1f}/s on the server's core, {bound.machine_bound_rps:.1f}/s on "
             f"{bound.machine_cores} cores"
         )
+    _say("\n" + signing_table(signing))
     _say("\n" + targets_table(targets))
     _say(f"\nwrote {json_path} and {png_path} in {seconds:.0f} s")
     return 0

@@ -27,12 +27,35 @@ class System:
     title: str
     argv: tuple[str, ...]  # "{port}" is replaced by the port
     env: dict[str, str] = field(default_factory=dict)
+    ready_path: str = "/users/1"  # answers 200 once the system serves
 
 
-def uvicorn_system(name: str, title: str, app: str, env: dict[str, str] | None = None) -> System:
+def uvicorn_system(
+    name: str,
+    title: str,
+    app: str,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/users/1",
+) -> System:
     """An ASGI app served by uvicorn, as every system but DRF is."""
     argv = (str(BIN / "uvicorn"), app, "--port", "{port}", *_UVICORN_FLAGS)
-    return System(name, title, argv, env or {})
+    return System(name, title, argv, env or {}, ready_path)
+
+
+def resource_server_system(name: str, userbase_url: str, issuer: str, audience: str) -> System:
+    """examples/resource_server.py: checks userbase's access tokens with the published keys,
+    fetched from the userbase under test; `issuer` and `audience` as userbase's settings say."""
+    return uvicorn_system(
+        name,
+        "examples/resource_server.py (PyJWT, cached JWKS)",
+        "examples.resource_server:app",
+        {
+            "USERBASE_URL": issuer,
+            "TOKEN_AUDIENCE": audience,
+            "USERBASE_JWKS_URL": f"{userbase_url}/.well-known/jwks.json",
+        },
+        ready_path="/healthz",
+    )
 
 
 def systems(database: BenchDatabase) -> list[System]:
@@ -142,7 +165,8 @@ class Server:
         time.sleep(seconds)
         return _cpu_seconds(pid) - before > IDLE_CPU_SHARE * seconds
 
-    def _answers(self, timeout: float, path: str = "/users/1") -> bool:
+    def _answers(self, timeout: float) -> bool:
+        path = self.system.ready_path
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -8,6 +8,13 @@
 --   post-users <run prefix>      POST /users/ with a body no other request of the run sends
 --   post-token <max id>          POST /auth/token, the form of user{random id in 1..max}, whom
 --                                the harness loaded with the password of bench/hashing.py
+--   post-form <body>             POST the form <body> (introspection: token=...), with the
+--                                -H headers load.py passed (the client's Basic credentials)
+--   refresh <n> <token 1..n>     POST /oauth/token, grant_type=refresh_token: each connection
+--                                is a client that keeps its sign-in's refresh token, spends it
+--                                and keeps the new one its answer brings (rotation: a spent one
+--                                would end the sign-in). The n tokens are where the chains start:
+--                                one per connection, fresh for each wrk run (bench/tokens.py).
 -- GET /users/me needs only `get`, with the bearer token passed as a header by load.py.
 
 local threads = {}
@@ -16,6 +23,18 @@ function setup(thread)
    thread:set("thread_id", #threads)
    table.insert(threads, thread)
 end
+
+-- A copy of the -H headers (wrk.format uses the table it is given instead of them) and more.
+local function with_headers(extra)
+   local headers = {}
+   for name, value in pairs(wrk.headers) do headers[name] = value end
+   for name, value in pairs(extra) do headers[name] = value end
+   return headers
+end
+
+local FORM = {["Content-Type"] = "application/x-www-form-urlencoded"}
+-- Refresh tokens not yet spent (mode refresh): a stack, one per connection between requests.
+local refresh_tokens = {}
 
 function init(args)
    non_2xx = 0
@@ -51,6 +70,32 @@ function init(args)
             "&password=correct+horse+battery+staple"
          return wrk.format("POST", "/auth/token", headers, body)
       end
+   elseif mode == "post-form" then
+      local fixed = wrk.format("POST", nil, with_headers(FORM), args[2])
+      make = function() return fixed end
+   elseif mode == "refresh" then
+      for i = 1, tonumber(args[2]) do
+         table.insert(refresh_tokens, args[2 + i])
+      end
+      local headers = with_headers(FORM)
+      -- Only the first thread's request() is called to check it.
+      local checked = thread_id ~= 0
+      make = function()
+         local token
+         if not checked then
+            -- wrk calls request() once more than it sends, first, to check the request it
+            -- makes (script_verify_request in wrk.c): that call must not spend a chain.
+            checked = true
+            token = refresh_tokens[#refresh_tokens]
+         else
+            -- None left (an answer without one broke a chain): a token that cannot be
+            -- valid, counted as the error it gets.
+            token = table.remove(refresh_tokens) or "chain-broken"
+         end
+         return wrk.format("POST", "/oauth/token", headers,
+                           "grant_type=refresh_token&refresh_token=" .. token)
+      end
+      collect_refresh_tokens = true
    else
       error("unknown mode " .. mode)
    end
@@ -64,6 +109,9 @@ function response(status, headers, body)
    answered = answered + 1
    if status < 200 or status > 299 then
       non_2xx = non_2xx + 1
+   elseif collect_refresh_tokens then
+      local token = string.match(body, '"refresh_token":"([^"]+)"')
+      if token then table.insert(refresh_tokens, token) end
    end
 end
 

@@ -90,3 +90,18 @@ def test_redis_is_checked_when_configured(database_url: str) -> None:
     assert unreachable.returncode == 1
     line = next(x for x in unreachable.stdout.splitlines() if "redis reachable" in x)
     assert "fail" in line
+
+
+def test_without_a_secret_key_check_warns_and_still_passes(database_url: str) -> None:
+    """Issue 17: the development key works, but `userbase check` says it is in use."""
+    unset = check(database_url)
+    assert unset.returncode == 0, unset.stdout
+    line = next(x for x in unset.stdout.splitlines() if "secret key" in x)
+    assert "warn" in line
+    assert "development key" in line
+
+    configured = check(database_url, USERBASE_SECRET_KEY="a secret from the vault, 32 characters")
+    assert configured.returncode == 0, configured.stdout
+    line = next(x for x in configured.stdout.splitlines() if "secret key" in x)
+    assert "ok" in line
+    assert "warn" not in line

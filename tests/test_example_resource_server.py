@@ -1,19 +1,25 @@
 """examples/resource_server.py, started as its own process next to a live userbase: it checks
 userbase's access tokens with nothing but the published keys."""
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
+from joserfc import jws
+from typer.testing import CliRunner
 
 from tests.accounts import bearer
 from tests.conftest import LiveServer, _free_port, stop_process
 from tests.tokens import oauth_client, register_client, signed_in
+from userbase.cli import app as cli
+from userbase.tokens import access_tokens, keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,3 +112,59 @@ def test_a_sign_out_reaches_it_only_when_the_token_expires(
 
     assert httpx.get(f"{live_server.url}/users/me", headers=bearer(token)).status_code == 401
     assert httpx.get(f"{resource_server}/hello", headers=bearer(token)).status_code == 200
+
+
+def _like(token: dict[str, Any], **overrides: Any) -> str:
+    """An access token with the claims of `token`, signed here with userbase's current key
+    (as a userbase server signs: the keys are the database's), with `overrides` for mint()."""
+    claims = json.loads(jws.extract_compact(token["access_token"].encode()).payload)
+    return access_tokens.mint(
+        subject=claims["sub"],
+        client_id=claims["client_id"],
+        scope=claims["scope"],
+        sign_in_id=int(claims["sid"]),
+        **overrides,
+    ).token
+
+
+def _kid(token: str) -> str:
+    kid: str = jws.extract_compact(token.encode()).headers()["kid"]
+    return kid
+
+
+def test_it_refuses_an_expired_token_and_one_for_another_audience(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    token = signed_in(live_server.url, register_client())
+    hello = f"{resource_server}/hello"
+
+    assert httpx.get(hello, headers=bearer(_like(token))).status_code == 200
+    assert httpx.get(hello, headers=bearer(_like(token, ttl_seconds=-1))).status_code == 401
+    other_audience = _like(token, audience_="https://billing.example.com")
+    assert httpx.get(hello, headers=bearer(other_audience)).status_code == 401
+
+
+def test_after_a_key_rotation_it_still_takes_tokens_of_the_old_key(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    token = signed_in(live_server.url, register_client())
+    old = token["access_token"]
+    hello = f"{resource_server}/hello"
+    assert httpx.get(hello, headers=bearer(old)).status_code == 200  # the keys are cached there
+
+    assert CliRunner().invoke(cli, ["keys", "rotate"]).exit_code == 0
+    keys.RING.forget()
+    new = _like(token)  # what a userbase server signs once it has read the new keys
+    assert _kid(new) != _kid(old)
+    # userbase publishes a new key within a second of its making (keys.KeyRing.jwks)...
+    deadline = time.monotonic() + 10
+    while _kid(new) not in {
+        key["kid"] for key in httpx.get(f"{live_server.url}/.well-known/jwks.json").json()["keys"]
+    }:
+        assert time.monotonic() < deadline, "the new key was not published"
+        time.sleep(0.1)
+    # ...with the old one, whose tokens the service keeps taking until they expire.
+    assert _kid(old) in {
+        key["kid"] for key in httpx.get(f"{live_server.url}/.well-known/jwks.json").json()["keys"]
+    }
+    assert httpx.get(hello, headers=bearer(old)).status_code == 200

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx2 as httpx
 import psycopg
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 
@@ -163,7 +164,13 @@ def test_every_readiness_check_passes_through_pgbouncer_with_pools_larger_than_p
     pgbouncer: PgBouncer,
 ) -> None:
     """PostgreSQL's max_connections (100) limits PgBouncer's pools, not userbase's 4 x 400."""
-    settings = Settings(database_url=pgbouncer.url, pgbouncer=True, pool_size=200, max_overflow=200)
+    settings = Settings(
+        database_url=pgbouncer.url,
+        pgbouncer=True,
+        pool_size=200,
+        max_overflow=200,
+        secret_key=SecretStr("a secret from the vault, 32 characters"),  # else "secret key" warns
+    )
     engine = build_engine(settings)
     try:
         checks = list(run_checks(engine, settings, workers=4))

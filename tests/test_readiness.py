@@ -27,6 +27,7 @@ from userbase.readiness import (
     MAIL,
     REDIS,
     SCHEMA,
+    SECRET_KEY,
     Check,
     NotFitToServe,
     connection_budget,
@@ -70,10 +71,12 @@ def redis_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_every_check_of_the_test_database_is_ok() -> None:
-    results = list(run_checks(engine, Settings(), workers=1))
+    configured = Settings(secret_key=SecretStr("a secret from the vault, 32 characters"))
+    results = list(run_checks(engine, configured, workers=1))
     assert {r.status for r in results} == {"ok"}, results
     settings = DURABILITY_SETTINGS[engine.dialect.name]
     assert [r.name for r in results] == [
+        SECRET_KEY,
         DATABASE,
         *DISK,
         SCHEMA,
@@ -98,9 +101,10 @@ def test_an_unreachable_database_fails_its_check_and_skips_the_rest(db_engine_na
         probed = list(probes(dead))
     finally:
         dead.dispose()
-    assert [(r.name, r.status) for r in results] == [(DATABASE, "fail")]
-    assert results[0].detail.startswith("OperationalError: ")
-    assert "\n" not in results[0].detail
+    # The secret key needs no database; the tests run without one (the development key).
+    assert [(r.name, r.status) for r in results] == [(SECRET_KEY, "warn"), (DATABASE, "fail")]
+    assert results[1].detail.startswith("OperationalError: ")
+    assert "\n" not in results[1].detail
     assert [(r.name, r.status) for r in probed] == [(DATABASE, "fail")]
 
 

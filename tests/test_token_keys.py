@@ -3,7 +3,7 @@ when none exists, rotated with the previous ones published until their tokens ex
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from tests.accounts import PASSWORD, bearer
 from tests.tokens import Registered, create_user, register_client
 from userbase.cli import app as cli
+from userbase.clock import CLOCK
 from userbase.config import get_settings
 from userbase.database import SessionLocal
 from userbase.models import SigningKey
@@ -83,15 +84,27 @@ def test_the_development_secret_is_said_and_a_configured_one_is_not(
 
 
 def test_migrate_creates_the_keys_a_database_lacks() -> None:
+    table = SigningKey.__table__
     with SessionLocal.begin() as session:
+        kept = [
+            {k: v for k, v in row._mapping.items() if k != "id"}
+            for row in session.execute(select(table))
+        ]
         session.execute(delete(SigningKey))
+    try:
+        result = runner.invoke(cli, ["migrate"])
 
-    result = runner.invoke(cli, ["migrate"])
-
-    assert result.exit_code == 0, result.output
-    with SessionLocal() as session:
-        algorithms = session.scalars(select(SigningKey.alg)).all()
-    assert sorted(algorithms) == ["ES256", "RS256"]
+        assert result.exit_code == 0, result.output
+        with SessionLocal() as session:
+            algorithms = session.scalars(select(SigningKey.alg)).all()
+        assert sorted(algorithms) == ["ES256", "RS256"]
+    finally:
+        # The keys back (newest again, so they sign): the run's live servers may still sign
+        # with them for up to a minute (keys.RELOAD_SECONDS), and those tokens must verify.
+        if kept:
+            with SessionLocal.begin() as session:
+                session.execute(table.insert(), kept)
+        keys.RING.forget()
 
 
 def test_tokens_signed_by_the_previous_key_verify_until_they_expire(client: Any) -> None:
@@ -133,8 +146,20 @@ def test_tokens_signed_by_the_previous_key_verify_until_they_expire(client: Any)
             .values(publish_until=datetime(2000, 1, 1, tzinfo=UTC))
         )
     keys.RING.forget()
-    assert old_kid not in {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
-    assert client.get("/users/me", headers=bearer(before["access_token"])).status_code == 401
+    try:
+        published = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+        assert old_kid not in published
+        assert client.get("/users/me", headers=bearer(before["access_token"])).status_code == 401
+    finally:
+        # Published again until its real time: the run's live servers may still sign with it
+        # for up to a minute (keys.RELOAD_SECONDS), and their tokens must keep verifying.
+        with SessionLocal.begin() as session:
+            session.execute(
+                update(SigningKey)
+                .where(SigningKey.id == old.id)
+                .values(publish_until=old.publish_until)
+            )
+        keys.RING.forget()
 
 
 def _signed(client: Any, **overrides: Any) -> str:
@@ -159,6 +184,22 @@ def _like(token: dict[str, Any], **overrides: Any) -> str:
 def test_an_expired_access_token_is_refused(client: Any) -> None:
     token = _signed(client, ttl_seconds=-1)
     response = client.get("/users/me", headers=bearer(token))
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def test_a_token_checked_once_is_refused_once_it_has_expired(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """userbase keeps tokens whose signature it checked (access_tokens.py): never their expiry."""
+    _, token = sign_in(client)
+    access = token["access_token"]
+    assert client.get("/users/me", headers=bearer(access)).status_code == 200  # now cached
+    assert client.get("/users/me", headers=bearer(access)).status_code == 200
+
+    monkeypatch.setattr(CLOCK, "offset", CLOCK.offset + timedelta(seconds=token["expires_in"] + 1))
+
+    response = client.get("/users/me", headers=bearer(access))
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
 

@@ -21,6 +21,7 @@ from userbase.disk_space import DiskFull, check_room_for_writes
 from userbase.mail import given_up_count
 from userbase.redis_client import redis_client
 from userbase.schema_revision import SCHEMA_HEAD, current_revision, upgrade_to_head
+from userbase.sealing import uses_development_key
 
 logger = logging.getLogger("userbase")
 
@@ -33,6 +34,7 @@ CLOCK = "host clock"
 REDIS = "redis reachable"
 DATABASE_DISK = "database disk"
 MAIL = "mail delivery"
+SECRET_KEY = "secret key"
 DURABILITY = "durability: "
 
 # Past this share of the server's connections, the budget warns: migrations, cron jobs and
@@ -58,7 +60,9 @@ class NotFitToServe(RuntimeError):
 def run_checks(engine: Engine, settings: Settings, workers: int) -> Iterator[Check]:
     """Every check, for `userbase check`: the database answers, its schema is at head, the
     connections fit, this host's clock agrees with it, commits are durable, no mail gave up;
-    and Redis answers, when it is configured."""
+    and Redis answers, when it is configured. USERBASE_SECRET_KEY is said first: it needs
+    no database."""
+    yield secret_key(settings)
     reachable = database_reachable(engine)
     yield reachable
     if reachable.status == "ok":
@@ -324,6 +328,20 @@ def mail_delivery(engine: Engine, settings: Settings) -> Check:
             "outbox.last_error): `userbase resend-mail` queues them again",
         )
     return Check(MAIL, "ok", "no mail gave up")
+
+
+def secret_key(settings: Settings) -> Check:
+    """A warning, never a failure, without USERBASE_SECRET_KEY: the development key still
+    works, but what it seals (private signing keys, links in queued mails) is readable by
+    anyone with this code (sealing.py)."""
+    if uses_development_key(settings):
+        return Check(
+            SECRET_KEY,
+            "warn",
+            "not set: signing keys and queued mails are sealed under the development key "
+            "(in the source); set USERBASE_SECRET_KEY in production",
+        )
+    return Check(SECRET_KEY, "ok", "set")
 
 
 def redis_reachable() -> Check | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from userbase import audit
@@ -181,6 +181,11 @@ def grants_of(client: OAuthClient) -> set[str]:
     return set(client.grant_types.split(" "))
 
 
+# Built once (a statement built per call costs its cache key on every token request; see
+# grants.py).
+_BY_CLIENT_ID = select(OAuthClient).where(OAuthClient.client_id == bindparam("client_id"))
+
+
 def authenticate(session: Session, client_id: str | None, client_secret: str | None) -> OAuthClient:
     """The client these credentials prove, or InvalidClient.
 
@@ -189,7 +194,7 @@ def authenticate(session: Session, client_id: str | None, client_secret: str | N
     """
     if not client_id or len(client_id) > 64 or not client_id.isprintable():
         raise InvalidClient
-    client = session.scalars(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
+    client = session.scalars(_BY_CLIENT_ID, {"client_id": client_id}).first()
     if client is None:
         raise InvalidClient
     if client.is_public:

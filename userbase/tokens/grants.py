@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from userbase import audit, auth
@@ -42,8 +42,42 @@ MFA_GRANT = "urn:userbase:params:oauth:grant-type:mfa"
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 _users, _tokens = table_of(User).c, table_of(Token).c
-_SIGN_IN_OWNER = select(*ACCOUNT_COLUMNS).join_from(
-    table_of(Token), table_of(User), _tokens.user_id == _users.id
+# The statements of the hot paths are built once, with bound parameters, as auth.py's
+# _TOKEN_OWNER: a statement built per call costs SQLAlchemy its cache key each time (~80 µs
+# of CPU for this one, /users/me with a JWT; `python -m bench.tokens_in_process`).
+_REFRESH_ROW = (
+    select(RefreshToken, Token)
+    .join(Token, RefreshToken.sign_in_id == Token.id)
+    .where(RefreshToken.token_hash == bindparam("digest"))
+)
+# A refresh locks its sign-in's row (by primary key) before it writes: concurrent uses of one
+# refresh token queue there, and the second one ends the sign-in alone. Without it, two late
+# uses each deleted the sign-in, the cascade of each reaching a row the other had locked:
+# PostgreSQL found a deadlock (a 503) in the test of four concurrent uses (test_oauth_grants).
+# The refresh token's own row is not the one locked: on MariaDB a use waiting for it (on its
+# unique index) deadlocked the first use's INSERT of the next token into that index.
+_LOCK_SIGN_IN = select(_tokens.id).where(_tokens.id == bindparam("sign_in_id")).with_for_update()
+# The first use wins: one UPDATE decides (see refresh).
+_SPEND = (
+    update(RefreshToken)
+    .where(RefreshToken.id == bindparam("refresh_id"), RefreshToken.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_USER_IS_ACTIVE = select(User.is_active).where(User.id == bindparam("user_id"))
+# Core writes in the caller's transaction, as audit.record's: nothing reads these rows back,
+# so the ORM's unit of work (a flush, RETURNING the new id) would be work for nothing on every
+# refresh.
+_INSERT_REFRESH_TOKEN = insert(table_of(RefreshToken))
+_STAMP_SIGN_IN = (
+    update(table_of(Token))
+    .where(_tokens.id == bindparam("sign_in_id"))
+    .values(last_used_at=bindparam("now"))
+)
+_LIVE_SIGN_IN_OWNER = (
+    select(*ACCOUNT_COLUMNS)
+    .join_from(table_of(Token), table_of(User), _tokens.user_id == _users.id)
+    .where(_tokens.id == bindparam("sign_in_id"), _tokens.expires_at > bindparam("now"))
 )
 
 
@@ -90,14 +124,16 @@ def issue_tokens(
     if "refresh_token" in grants_of(client):
         refresh, digest = new_token()
         idle = timedelta(seconds=get_settings().refresh_token_idle_seconds)
-        session.add(
-            RefreshToken(
-                sign_in_id=sign_in.id,
-                token_hash=digest,
-                scope=scope if refresh_scope is None else refresh_scope,
-                created_at=now,
-                expires_at=min(now + idle, sign_in.expires_at),
-            )
+        session.connection().execute(
+            _INSERT_REFRESH_TOKEN,
+            {
+                "sign_in_id": sign_in.id,
+                "token_hash": digest,
+                "scope": scope if refresh_scope is None else refresh_scope,
+                "created_at": now,
+                "expires_at": min(now + idle, sign_in.expires_at),
+                "used_at": None,
+            },
         )
     return IssuedTokens(access.token, access.expires_in, scope, refresh)
 
@@ -182,11 +218,7 @@ def refresh(
     if not _TOKEN_SHAPE.match(refresh_token):
         raise InvalidGrant("The refresh token is malformed.")
     now = utcnow()
-    row = session.execute(
-        select(RefreshToken, Token)
-        .join(Token, RefreshToken.sign_in_id == Token.id)
-        .where(RefreshToken.token_hash == token_digest(refresh_token))
-    ).first()
+    row = session.execute(_REFRESH_ROW, {"digest": token_digest(refresh_token)}).first()
     if row is None:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
     spent, sign_in = row
@@ -194,15 +226,11 @@ def refresh(
         raise InvalidGrant("The refresh token was issued to another client.")
     # Before the token is spent: a wrong scope must not cost the client its sign-in.
     granted = _granted_scope(spent.scope, scope)
-    # One UPDATE decides which use is the first: a concurrent one waits for it, then finds
-    # the token used (PostgreSQL and MariaDB re-read the row they waited for; SQLite's
-    # writers take turns).
-    won = session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == spent.id, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    if session.connection().execute(_LOCK_SIGN_IN, {"sign_in_id": sign_in.id}).first() is None:
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")  # just ended
+    # One UPDATE decides which use is the first: a concurrent one waited for the sign-in's
+    # lock above and finds the token used (SQLite's writers take turns instead).
+    won = session.execute(_SPEND, {"refresh_id": spent.id, "now": now})
     if won.rowcount != 1:  # type: ignore[attr-defined]
         auth.revoke_token(session, sign_in.id)
         audit.record(
@@ -215,10 +243,9 @@ def refresh(
         raise InvalidGrant("The refresh token was used already: its sign-in is ended.")
     if spent.expires_at <= now or sign_in.expires_at <= now:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    user = session.get(User, sign_in.user_id)
-    if user is None or not user.is_active:
+    if not session.scalar(_USER_IS_ACTIVE, {"user_id": sign_in.user_id}):  # None: deleted
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    sign_in.last_used_at = now
+    session.connection().execute(_STAMP_SIGN_IN, {"sign_in_id": sign_in.id, "now": now})
     return issue_tokens(session, client, sign_in, granted, now, refresh_scope=spent.scope)
 
 
@@ -237,11 +264,7 @@ def client_credentials(session: Session, client: OAuthClient, *, scope: str | No
 def _refresh_row(session: Session, token: str) -> tuple[RefreshToken, Token] | None:
     if not _TOKEN_SHAPE.match(token):
         return None
-    row = session.execute(
-        select(RefreshToken, Token)
-        .join(Token, RefreshToken.sign_in_id == Token.id)
-        .where(RefreshToken.token_hash == token_digest(token))
-    ).first()
+    row = session.execute(_REFRESH_ROW, {"digest": token_digest(token)}).first()
     return (row[0], row[1]) if row else None
 
 
@@ -329,11 +352,8 @@ def introspect(session: Session, client: OAuthClient, *, token: str) -> dict[str
 
 def live_sign_in_owner(session: Session, sign_in_id: int, now: datetime) -> Account | None:
     """The active user whose sign-in this is, while it is live; else None."""
-    row = (
-        session.connection()
-        .execute(_SIGN_IN_OWNER.where(_tokens.id == sign_in_id, _tokens.expires_at > now))
-        .first()
-    )
+    params = {"sign_in_id": sign_in_id, "now": now}
+    row = session.connection().execute(_LIVE_SIGN_IN_OWNER, params).first()
     if row is None:
         return None
     account = Account(*row)

@@ -152,8 +152,8 @@ class KeyRing:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
         self._loaded_at = 0.0
-        # Bumped by every reading of the keys: what was verified with older ones is not
-        # trusted any more (access_tokens.py caches by it).
+        # Bumped whenever the published keys change: what was verified with older ones is
+        # not trusted any more (access_tokens.py caches by it).
         self.generation = 0
 
     def _load(self) -> _Loaded:
@@ -181,8 +181,10 @@ class KeyRing:
         with self._lock:
             if self._loaded is None or time.monotonic() - self._loaded_at >= older_than:
                 try:
-                    self._loaded = self._load()
-                    self.generation += 1
+                    loaded = self._load()
+                    if self._loaded is None or loaded.jwks != self._loaded.jwks:
+                        self.generation += 1
+                    self._loaded = loaded
                 except KeysUnreadable:
                     if self._loaded is None:
                         raise
@@ -203,7 +205,11 @@ class KeyRing:
         return loaded.verifying
 
     def jwks(self) -> dict[str, Any]:
-        return self._get(older_than=RELOAD_SECONDS).jwks
+        """The published keys, read again when over a second old: a key made by a rotation
+        (in another process) is published here within a second, while a server starts
+        signing with it only at its next reading, up to RELOAD_SECONDS later. So a service
+        that meets a new `kid` and fetches the keys again finds it, whichever worker answers."""
+        return self._get(older_than=UNKNOWN_KID_RELOAD_SECONDS).jwks
 
     def forget(self) -> None:
         """Read the database again at the next use (after a rotation in this process)."""
