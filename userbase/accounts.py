@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from userbase import audit, auth, mail_links, users
+from userbase import audit, auth, mail_links, sign_ins, users
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.models import User, utcnow
@@ -205,7 +205,7 @@ def change_account(
     if email_changed:
         mail_links.burn_reset_links(session, user.id)
         keep = current_token_id if actor is not None and actor.id == user_id else None
-        auth.revoke_other_sign_ins(session, user.id, keep)
+        sign_ins.revoke_other_sign_ins(session, user.id, keep)
         mail_links.mail_verification_link(session, user)
         mail_links.mail_email_changed(session, user, old_email)
     return user
@@ -338,7 +338,7 @@ def end_sign_in(
 ) -> None:
     """End one sign-in (token) of a user: the user themself or an admin."""
     ensure_can_manage(actor, user_id)
-    auth.revoke_sign_in(session, user_id, token_id)
+    sign_ins.revoke_sign_in(session, user_id, token_id)
     audit.record(
         session,
         EventKind.SESSION_REVOKED,
@@ -362,7 +362,7 @@ def end_other_sign_ins(
     ensure_can_manage(actor, user_id)
     users.get_user(session, user_id)
     keep = keep_token_id if actor.id == user_id else None
-    auth.revoke_other_sign_ins(session, user_id, keep)
+    sign_ins.revoke_other_sign_ins(session, user_id, keep)
     audit.record(
         session,
         EventKind.SESSION_REVOKED,

@@ -7,12 +7,11 @@ an mfa_token), complete_sign_in takes the code and issues the token (userbase/mf
 """
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from userbase import audit, devices
 from userbase.audit import EventKind, RequestContext
@@ -30,8 +29,7 @@ from userbase.credentials import confirm_password as confirm_password
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from userbase.mfa import challenges, factors
 from userbase.mfa.challenges import SecondFactorRequired as SecondFactorRequired
-from userbase.models import MAX_ID, USER_AGENT_MAX, Token, User, table_of, utcnow
-from userbase.schemas import SignInKind
+from userbase.models import USER_AGENT_MAX, Token, User, table_of, utcnow
 from userbase.security import (
     TOKEN_PATTERN,
     hash_password,
@@ -73,13 +71,6 @@ class NotAuthenticated(Exception):
         self, detail: str = "Sign in and send the token as 'Authorization: Bearer'."
     ) -> None:
         super().__init__(detail)
-
-
-class SignInNotFound(Exception):
-    """The user has no live sign-in (token) with that id."""
-
-    def __init__(self, token_id: int) -> None:
-        super().__init__(f"No live session with id {token_id}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,42 +365,6 @@ def purge_expired_tokens(session: Session, *, batch_size: int = 1000) -> int:
     if ids:
         session.execute(delete(Token).where(Token.id.in_(ids)))
     return len(ids)
-
-
-def list_sign_ins(session: Session, user_id: int) -> Sequence[Token]:
-    """The user's live sign-ins (opaque tokens, and sign-ins through an OAuth client with
-    their client), newest first (their digests are never shown)."""
-    return session.scalars(
-        select(Token)
-        .options(joinedload(Token.client))
-        .where(Token.user_id == user_id, Token.expires_at > utcnow())
-        .order_by(Token.id.desc())
-    ).all()
-
-
-def sign_in_kind(token: Token) -> SignInKind:
-    """How a sign-in was made: through an OAuth client, by a browser on userbase's pages (no
-    token of its own: a cookie), or as an opaque bearer token of POST /auth/token."""
-    if token.client_id is not None:
-        return "oauth_client"
-    return "browser" if token.token_hash is None else "bearer_token"
-
-
-def revoke_sign_in(session: Session, user_id: int, token_id: int) -> None:
-    """Revoke one token of this user; SignInNotFound if they have no such live token."""
-    if not 1 <= token_id <= MAX_ID:
-        raise SignInNotFound(token_id)
-    deleted = session.execute(delete(Token).where(Token.id == token_id, Token.user_id == user_id))
-    if deleted.rowcount != 1:  # type: ignore[attr-defined]
-        raise SignInNotFound(token_id)
-
-
-def revoke_other_sign_ins(session: Session, user_id: int, keep_token_id: int | None) -> None:
-    """Revoke every token of the user but `keep_token_id` (the caller's own, if any)."""
-    statement = delete(Token).where(Token.user_id == user_id)
-    if keep_token_id is not None:
-        statement = statement.where(Token.id != keep_token_id)
-    session.execute(statement)
 
 
 def lockout(session: Session, user_id: int) -> int | None:

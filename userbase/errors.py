@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from userbase import accounts, auth, mail_links, users
+from userbase import accounts, auth, mail_links, sign_ins, users
 from userbase.admission import HashingBusy
 from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
@@ -145,7 +145,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     factors.EnrolmentRequired: 403,
     users.UserNotFound: 404,
     ClientNotFound: 404,
-    auth.SignInNotFound: 404,
+    sign_ins.SignInNotFound: 404,
     ConsentNotFound: 404,
     users.UserExists: 409,
     PublicClientHasNoSecret: 409,

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from userbase import accounts, auth, users
+from userbase import accounts, auth, sign_ins, users
 from userbase.database import SessionDep
 from userbase.permissions import ensure_can_manage
 from userbase.problem import PROBLEM_RESPONSE as PROBLEM
@@ -26,11 +26,11 @@ def _list(db: SessionDep, principal: auth.Principal, user_id: int) -> Response:
         [
             {
                 **shaped(SignIn, token),
-                "kind": auth.sign_in_kind(token),
+                "kind": sign_ins.sign_in_kind(token),
                 "client": token.client.client_id if token.client else None,
                 "current": token.id == principal.token_id,
             }
-            for token in auth.list_sign_ins(db, user_id)
+            for token in sign_ins.list_sign_ins(db, user_id)
         ]
     )
 
