@@ -59,7 +59,12 @@ function init(args)
          local name = prefix .. counter
          local body = '{"username":"' .. name .. '","email":"' .. name ..
             '@example.com","password":"correct horse battery staple"}'
-         return wrk.format("POST", "/users/", {["Content-Type"] = "application/json"}, body)
+         -- Each sign-up from a client address of its own, through the trusted proxy
+         -- bench/servers.py sets: people sign up from many addresses, not one.
+         local address = "10." .. (thread_id % 256) .. "." .. (math.floor(counter / 256) % 256) ..
+            "." .. (counter % 256)
+         return wrk.format("POST", "/users/", {["Content-Type"] = "application/json",
+            ["X-Forwarded-For"] = address}, body)
       end
    elseif mode == "post-token" then
       local max_id = tonumber(args[2])
