@@ -182,6 +182,22 @@ def authorize_posted(
     return _authorization(db, context, pairs, sso, csrf_cookie)
 
 
+def _refused(
+    page: _Page,
+    pairs: list[tuple[str, str]],
+    refused: auth.SignInRefused | challenges.InvalidMfaToken,
+    *,
+    username: str = "",
+) -> HTMLResponse:
+    """The sign-in page again, saying why: 429 with Retry-After when throttled, 403 for an
+    address not verified yet, else 401."""
+    status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
+    refusal = _sign_in_page(page, pairs, username=username, error=str(refused), status=status)
+    if isinstance(refused, auth.LoginThrottled):
+        refusal.headers["Retry-After"] = str(refused.retry_after)
+    return refusal
+
+
 def _second_factor_page(
     page: _Page,
     pairs: list[tuple[str, str]],
@@ -254,11 +270,7 @@ def sign_in(
         return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
-        status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
-        refusal = _sign_in_page(page, pairs, username=username, error=str(refused), status=status)
-        if isinstance(refused, auth.LoginThrottled):
-            refusal.headers["Retry-After"] = str(refused.retry_after)
-        return refusal
+        return _refused(page, pairs, refused, username=username)
     return _signed_in(db, context, page, pairs, made)
 
 
@@ -336,11 +348,7 @@ def sign_in_second_factor(
     except (challenges.InvalidMfaToken, auth.LoginThrottled) as refused:
         # The waiting sign-in is over (spent, expired) or the account is throttled: back to
         # the password. Answered, not raised: get_db commits what the refusal counted.
-        status = 429 if isinstance(refused, auth.LoginThrottled) else 401
-        refusal = _sign_in_page(page, pairs, error=str(refused), status=status)
-        if isinstance(refused, auth.LoginThrottled):
-            refusal.headers["Retry-After"] = str(refused.retry_after)
-        return refusal
+        return _refused(page, pairs, refused)
     except challenges.WrongSecondFactor as wrong:
         return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
     return _signed_in(db, context, page, pairs, made)
