@@ -41,9 +41,12 @@ from userbase.models import (
 from userbase.oidc.browser import COOKIE
 
 
-def id_token_claims(client: Any, token: str, client_id: str, nonce: str | None) -> Any:
+def id_token_claims(
+    client: Any, token: str, client_id: str, nonce: str | None, *, now: int | None = None
+) -> Any:
     """The ID token checked as a relying party checks it: signature against the published
-    JWKS, then Authlib's rules for a code flow ID token (iss, aud, exp, iat, nonce)."""
+    JWKS, then Authlib's rules for a code flow ID token (iss, aud, exp, iat, nonce), at `now`
+    (this host's clock by default)."""
     keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json())
     decoded = jwt.decode(token, keys, algorithms=["RS256"])
     assert decoded.header["alg"] == "RS256"
@@ -53,7 +56,7 @@ def id_token_claims(client: Any, token: str, client_id: str, nonce: str | None) 
         {"iss": {"value": ISSUER}, "aud": {"value": client_id}},
         {"nonce": nonce},
     )
-    claims.validate()
+    claims.validate(now=now)
     return claims
 
 

@@ -1,19 +1,13 @@
 """The hosted sign-in page's second step (issue 19): an account with an authenticator signs in
 with its password, then a code of the app (or a recovery code), and the ID token says how."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from authlib.oidc.core import CodeIDToken
-from fastapi.testclient import TestClient
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from tests.accounts import sign_up, token_for
 from tests.mfa import STEP, StepClock, code, enrol
 from tests.oidc import (
-    ISSUER,
     AuthRequest,
     exchange,
     form_of,
@@ -21,29 +15,13 @@ from tests.oidc import (
     register_rp,
     submit_sign_in,
 )
-from userbase.app import create_app
+from tests.test_oidc_flow import id_token_claims as checked_id_token
 from userbase.clock import utcnow
 
 
 def id_token_claims(client: Any, token: str, client_id: str, nonce: str | None) -> Any:
-    """The ID token checked as test_oidc_flow checks it, at userbase's clock (StepClock
-    moved it a step ahead of this host's)."""
-    keys = KeySet.import_key_set(client.get("/.well-known/jwks.json").json())
-    decoded = jwt.decode(token, keys, algorithms=["RS256"])
-    claims = CodeIDToken(
-        decoded.claims,
-        decoded.header,
-        {"iss": {"value": ISSUER}, "aud": {"value": client_id}},
-        {"nonce": nonce},
-    )
-    claims.validate(now=int(utcnow().timestamp()))
-    return claims
-
-
-@pytest.fixture
-def client() -> Iterator[Any]:
-    with TestClient(create_app(), base_url="https://testserver") as test_client:
-        yield test_client
+    """test_oidc_flow's check, at userbase's clock (StepClock moved it a step ahead)."""
+    return checked_id_token(client, token, client_id, nonce, now=int(utcnow().timestamp()))
 
 
 @pytest.fixture
