@@ -18,6 +18,8 @@ STYLESHEET = "pages.css"
 def _environment(directory: Path | None) -> Environment:
     loaders: list[Any] = [FileSystemLoader(directory)] if directory is not None else []
     loaders.append(PackageLoader("userbase.oidc", "templates"))
+    # The console's pages (/account/, /console/) extend the same base.html.
+    loaders.append(PackageLoader("userbase.console", "templates"))
     # Autoescape everything: the pages show a client's name and an error's description.
     return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
 
@@ -40,13 +42,15 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}:"  # a native app's own scheme (RFC 8252)
 
 
-def headers(form_targets: Iterable[str] = ()) -> dict[str, str]:
-    """No framing by anyone (clickjacking), no script at all, styles from this origin only,
-    forms only to this origin and, where a form's answer redirects to a client, the client's
-    (Chromium checks form-action on the redirects that follow a form)."""
+def headers(form_targets: Iterable[str] = (), *, scripts: bool = False) -> dict[str, str]:
+    """No framing by anyone (clickjacking), no script (or, where `scripts`, scripts from this
+    origin only: never inline), styles from this origin only, forms only to this origin and,
+    where a form's answer redirects to a client, the client's (Chromium checks form-action on
+    the redirects that follow a form)."""
     targets = " ".join(sorted({_origin(uri) for uri in form_targets}))
+    script = "script-src 'self'; connect-src 'self'; " if scripts else ""
     csp = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"default-src 'none'; {script}style-src 'self'; img-src 'self'; base-uri 'none'; "
         f"form-action 'self' {targets}".rstrip()
         + "; frame-ancestors 'none'"
     )

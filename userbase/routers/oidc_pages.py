@@ -5,7 +5,7 @@ the decisions are userbase/oidc/'s, this module only reads forms and cookies and
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Cookie, Depends, Request
+from fastapi import APIRouter, Cookie, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from userbase import auth
@@ -19,6 +19,7 @@ from userbase.oidc import csrf, logout, templates
 from userbase.oidc.browser import BrowserUser
 from userbase.routers.auth import DEVICE_COOKIE
 from userbase.routers.dependencies import RequestContextDep
+from userbase.routers.hosted import BrowserCookie, CsrfCookie, FormPairs, Page, return_to, secure
 
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
@@ -27,68 +28,15 @@ SIGN_IN_PATH = "/oauth/sign-in"
 SECOND_FACTOR_PATH = "/oauth/sign-in/second-factor"
 FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
 
-BrowserCookie = Annotated[str | None, Cookie(alias=browsers.COOKIE)]
-CsrfCookie = Annotated[str | None, Cookie(alias=csrf.CSRF_COOKIE)]
 DeviceCookie = Annotated[str | None, Cookie(alias=DEVICE_COOKIE)]
-
-
-async def _form_pairs(request: Request) -> list[tuple[str, str]]:
-    """Every field of a form body (an authorization request may be POSTed, Core 3.1.2.1)."""
-    form = await request.form()
-    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
-
-
-FormPairs = Annotated[list[tuple[str, str]], Depends(_form_pairs)]
 
 
 def _query_pairs(request: Request) -> list[tuple[str, str]]:
     return request.query_params.multi_items()
 
 
-def _secure() -> bool:
-    return get_settings().public_url.startswith("https://")
-
-
-class _Page:
-    """A page being answered, with the CSRF cookie it needs (made when the browser has none)."""
-
-    def __init__(self, csrf_cookie: str | None) -> None:
-        self.csrf_cookie = csrf_cookie or csrf.new_cookie()
-        self.new_cookie = csrf_cookie is None
-
-    def token(self, purpose: str) -> str:
-        return csrf.form_token(self.csrf_cookie, purpose)
-
-    def html(
-        self,
-        template: str,
-        *,
-        status: int = 200,
-        form_targets: tuple[str, ...] = (),
-        **context: object,
-    ) -> HTMLResponse:
-        response = HTMLResponse(
-            templates.render(template, **context),
-            status_code=status,
-            headers=templates.headers(form_targets),
-        )
-        if self.new_cookie:
-            response.set_cookie(
-                csrf.CSRF_COOKIE,
-                self.csrf_cookie,
-                path="/oauth",
-                secure=_secure(),
-                httponly=True,
-                samesite="lax",
-            )
-        return response
-
-    def error(self, status: int, message: str, title: str = "Something went wrong") -> HTMLResponse:
-        return self.html("error.html", status=status, title=title, message=message)
-
-
 def _sign_in_page(
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     *,
     client_name: str = "",
@@ -114,7 +62,7 @@ def _sign_in_page(
 
 def _answer(
     outcome: flow.Outcome,
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     browser: BrowserUser | None,
     *,
@@ -157,7 +105,7 @@ def _authorization(
 ) -> Response:
     browser = browsers.current(db, sso)
     outcome = flow.authorize(db, pairs, browser=browser, context=context)
-    return _answer(outcome, _Page(csrf_cookie), pairs, browser, after_form=False)
+    return _answer(outcome, Page(csrf_cookie), pairs, browser, after_form=False)
 
 
 @router.get("/authorize")
@@ -183,7 +131,7 @@ def authorize_posted(
 
 
 def _refused(
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     refused: auth.SignInRefused | challenges.InvalidMfaToken,
     *,
@@ -199,7 +147,7 @@ def _refused(
 
 
 def _second_factor_page(
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     *,
     mfa_token: str,
@@ -223,13 +171,18 @@ def sign_in_page(
 ) -> Response:
     """The sign-in page by itself (no application asking): the authorization request's
     page is the same form, reached through /oauth/authorize."""
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
+    pairs = _query_pairs(request)
     browser = browsers.current(db, sso)
-    if browser is not None and not request.query_params:
-        return page.html(
-            "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
-        )
-    return _sign_in_page(page, _query_pairs(request))
+    if browser is not None:
+        back = return_to(pairs)
+        if back is not None:
+            return RedirectResponse(back, status_code=302)
+        if not pairs:
+            return page.html(
+                "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
+            )
+    return _sign_in_page(page, pairs)
 
 
 @router.post("/sign-in", dependencies=[HASHING_TURN])
@@ -246,7 +199,7 @@ def sign_in(
     the authorization request it came with goes on (or the page says who is signed in)."""
     pairs = _query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     username = fields.get("username", "").strip()
     if not csrf.is_valid(csrf_cookie, "sign-in", fields.get(csrf.FIELD)):
         return _sign_in_page(
@@ -277,7 +230,7 @@ def sign_in(
 def _signed_in(
     db: SessionDep,
     context: RequestContextDep,
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     made: browsers.NewBrowserSignIn,
 ) -> Response:
@@ -285,7 +238,10 @@ def _signed_in(
     with goes on (or the page says who is signed in)."""
     browser = made.signed_in
     response: Response
-    if pairs:
+    back = return_to(pairs)
+    if back is not None:  # /account/ or /console/ sent the browser here
+        response = RedirectResponse(back, status_code=303)
+    elif pairs:
         outcome = flow.authorize(db, pairs, browser=browser, context=context, signed_in_now=True)
         response = _answer(outcome, page, pairs, browser, after_form=True)
     else:
@@ -297,7 +253,7 @@ def _signed_in(
         made.cookie,
         max_age=made.max_age,
         path="/",
-        secure=_secure(),
+        secure=secure(),
         httponly=True,
         samesite="lax",
     )
@@ -307,7 +263,7 @@ def _signed_in(
             made.device_token,
             max_age=get_settings().device_cookie_days * 86400,
             path=SIGN_IN_PATH,
-            secure=_secure(),
+            secure=secure(),
             httponly=True,
             samesite="strict",
         )
@@ -328,7 +284,7 @@ def sign_in_second_factor(
     recovery code, for the waiting sign-in the password step made."""
     pairs = _query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     mfa_token = fields.get("mfa_token", "")
     if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
@@ -365,7 +321,7 @@ def consent(
 ) -> Response:
     pairs = _query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
     if browser is None:  # signed out meanwhile: the request starts over with the sign-in
         outcome = flow.authorize(db, pairs, browser=None, context=context)
@@ -387,7 +343,7 @@ def _end_session(
     *,
     confirmed: bool,
 ) -> Response:
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     try:
         asked = logout.check(db, pairs)
     except logout.LogoutRefused as refused:
@@ -408,7 +364,7 @@ def _end_session(
     else:
         response = page.html("signed_out.html")
     response.delete_cookie(
-        browsers.COOKIE, path="/", secure=_secure(), httponly=True, samesite="lax"
+        browsers.COOKIE, path="/", secure=secure(), httponly=True, samesite="lax"
     )
     return response
 
@@ -442,7 +398,7 @@ def end_session_posted(
     browser = browsers.current(db, sso)
     purpose = f"logout:{browser.sign_in_id if browser else ''}"
     if browser is not None and not csrf.is_valid(csrf_cookie, purpose, fields[csrf.FIELD]):
-        return _Page(csrf_cookie).error(
+        return Page(csrf_cookie).error(
             403, "This form expired or was not sent from userbase's page."
         )
     return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=True)
