@@ -129,6 +129,14 @@ def test_the_page_shows_who_is_signed_in_and_the_address_is_not_verified(client:
     assert 'aria-current="page"' in page.text
 
 
+def test_the_notice_after_an_action_is_a_fixed_text_never_the_querys(client: Any) -> None:
+    sign_in(client)
+    page = client.get("/account/", params={"done": "<script>alert(1)</script>"})
+    assert page.status_code == 200
+    assert "alert(1)" not in page.text
+    assert 'role="status"' not in page.text
+
+
 # CSRF.
 
 
@@ -428,6 +436,7 @@ def test_enrolling_an_authenticator_app(client: Any, monkeypatch: pytest.MonkeyP
         assert wrong.status_code == 400
         assert "not correct" in error_at(wrong, "code")
         assert secret in wrong.text  # shown again, to type in
+        assert ("mfa_failed", "enrolment") in events(user_id)
     confirmed = client.post("/account/two-factor/confirm", data={**fields, "code": code(secret)})
     assert confirmed.status_code == 200, confirmed.text
     codes = re.findall(r"<li><code>([^<]+)</code></li>", confirmed.text)
