@@ -15,6 +15,7 @@ from tests.mfa import StepClock, code
 from tests.oidc import submit_sign_in
 from tests.tokens import create_user
 from userbase.config import get_settings
+from userbase.console import user_agents
 from userbase.database import SessionLocal
 from userbase.models import MfaFactor, OutboxMail, SecurityEvent, Token, User
 
@@ -543,3 +544,34 @@ def test_the_last_admin_cannot_delete_their_account(client: Any) -> None:
     assert "last active admin" in form_error(answer)
     assert user_row(user_id) is not None
     assert "user_deleted" not in kinds(user_id)
+
+
+@pytest.mark.parametrize(
+    ("header", "device"),
+    [
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36",
+            "Chrome on Linux",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+            "Safari on iPhone",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (Android 15; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0",
+            "Firefox on Android",
+        ),
+        ("curl/8.11.0", "curl"),
+        ("testclient", "Unknown device"),
+        (None, "Unknown device"),
+    ],
+)
+def test_a_sign_ins_device_in_a_few_words(header: str | None, device: str) -> None:
+    assert user_agents.describe(header) == device
