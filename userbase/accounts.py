@@ -236,12 +236,18 @@ def delete_account(
     *,
     versions: Iterable[int] | None,
     context: RequestContext,
+    current_password: str | None = None,
 ) -> None:
-    """Delete the user and their sign-ins; never the last active admin (LastAdmin)."""
+    """Delete the user and their sign-ins; never the last active admin (LastAdmin).
+
+    With `current_password` (the /account/ page's confirmation), only if it is the user's,
+    under the sign-in throttle (auth.confirm_password)."""
     if actor is not None:
         ensure_can_manage(actor, user_id)
     user = users.lock_user(session, user_id)
     users.ensure_version(user, versions)
+    if current_password is not None:
+        auth.confirm_password(session, user, current_password, context=context)
     if user.is_admin and user.is_active:
         users.ensure_another_active_admin(session, user)
     auth.revoke_tokens_for(session, user.id)
