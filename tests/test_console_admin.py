@@ -16,6 +16,7 @@ from tests.mfa import enrol
 from tests.oidc import submit_sign_in
 from tests.tokens import create_user
 from userbase import users
+from userbase.config import get_settings
 from userbase.database import SessionLocal, engine
 from userbase.models import OAuthClient, OutboxMail, SecurityEvent, User
 from userbase.routers import console_admin
@@ -528,3 +529,27 @@ def test_client_forms_need_the_csrf_token_too(client: Any, admin: int) -> None:
     assert refused.status_code == 403
     with SessionLocal() as session:
         assert session.scalars(select(OAuthClient)).all() == []
+
+
+def test_with_second_factors_required_an_admin_without_one_is_kept_out(
+    client: Any, admin: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "require_mfa_for_admins", True)
+    other = create_user(2)
+    kept_out = client.get(f"/console/users/{other}")
+    assert kept_out.status_code == 403
+    assert "second factor" in kept_out.text
+    assert "user2" not in kept_out.text
+    enrol(client, token_for(client, "user1"))
+    assert client.get(f"/console/users/{other}").status_code == 200
+
+
+def test_an_unknown_user_or_action_is_a_404_page(client: Any, admin: int) -> None:
+    for path in ("/console/users/999999", "/console/users/0", "/console/users/999999/delete"):
+        missing = client.get(path)
+        assert missing.status_code == 404, path
+        assert "Not found" in missing.text
+    fields = form_to(client.get(f"/console/users/{admin}"), f"/console/users/{admin}/unlock")
+    assert client.post(f"/console/users/{admin}/explode", data=fields).status_code == 404
+    assert client.post("/console/users/999999/unlock", data=fields).status_code == 404
+    assert events("account_unlocked") == []

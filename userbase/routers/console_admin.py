@@ -3,20 +3,21 @@ functions as the API, so each action is checked and audited as it is there; plai
 POST then redirect to a GET, a CSRF token bound to the browser sign-in on every form.
 
 Every request reads the browser sign-in and its account afresh (oidc/browser.py): an admin
-demoted or deactivated meanwhile is kept out at their next click.
+demoted or deactivated meanwhile is kept out at their next click. Here: who gets in (Entered,
+EnteredForm), the users' pages and the audit trail; the clients' pages are console_clients.py.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from userbase import accounts, audit, auth, mail_links, sign_ins, users
 from userbase.audit import EventKind
-from userbase.console import client_form, search_form, user_actions
+from userbase.console import search_form, user_actions
 from userbase.database import SessionDep
 from userbase.mfa import factors
 from userbase.oidc import browser as browsers
@@ -25,12 +26,7 @@ from userbase.oidc.browser import BrowserUser
 from userbase.permissions import Forbidden
 from userbase.routers.dependencies import RequestContextDep
 from userbase.routers.hosted import RETURN_TO, BrowserCookie, CsrfCookie, FormPairs, Page
-from userbase.tokens import clients
-from userbase.tokens.oauth_errors import (
-    ClientNotFound,
-    InvalidClientSettings,
-    PublicClientHasNoSecret,
-)
+from userbase.tokens.oauth_errors import ClientNotFound, PublicClientHasNoSecret
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -82,7 +78,7 @@ class Console:
 
 
 def _enter(
-    request: Request, db: SessionDep, sso: str | None, csrf_cookie: str | None
+    request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
 ) -> Console | Response:
     """The Console of a signed-in admin, else the answer: a redirect to sign in (back here
     afterwards), or a 403 page that shows nothing of anyone else."""
@@ -104,16 +100,21 @@ def _enter(
     if reason is not None:
         shared: dict[str, Any] = page.signed_in(browser)
         return page.html(
-            "console/kept_out.html", status=403, app="console", reason=reason, **shared
+            "console/kept_out.html",
+            status=403,
+            app="console",
+            title="Not for this account",
+            reason=reason,
+            **shared,
         )
     return Console(browser, page)
 
 
-def _enter_form(
-    request: Request, db: SessionDep, sso: str | None, csrf_cookie: str | None, pairs: FormPairs
-) -> tuple[Console, dict[str, str]] | Response:
-    """As _enter, for a form: its fields once its CSRF token is this sign-in's."""
-    console = _enter(request, db, sso, csrf_cookie)
+Entered = Annotated[Console | Response, Depends(_enter)]
+
+
+def _enter_form(console: Entered, pairs: FormPairs) -> tuple[Console, dict[str, str]] | Response:
+    """As Entered, for a form: its fields once its CSRF token is this sign-in's."""
     if isinstance(console, Response):
         return console
     fields = dict(pairs)
@@ -121,12 +122,16 @@ def _enter_form(
         return console.html(
             "console/kept_out.html",
             status=403,
+            title="This form expired",
             reason="This form expired, or came from another page. Reload the page and try again.",
         )
     return console, fields
 
 
-def _attempt(db: SessionDep, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
+EnteredForm = Annotated[tuple[Console, dict[str, str]] | Response, Depends(_enter_form)]
+
+
+def attempt(db: SessionDep, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
     """Run a domain action in a savepoint: a refusal undoes its work alone, and the page
     that tells it is answered in a unit of work that still commits."""
     try:
@@ -136,15 +141,15 @@ def _attempt(db: SessionDep, action: Callable[[], Any]) -> tuple[Any, Exception 
         return None, refused
 
 
-def _status_of(refused: Exception) -> int:
+def refusal_status(refused: Exception) -> int:
     return next(code for kind, code in _REFUSED.items() if isinstance(refused, kind))
 
 
-def _see(path: str, done: str) -> RedirectResponse:
+def see(path: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'done': done})}", status_code=303)
 
 
-def _notice(request: Request) -> str | None:
+def notice_of(request: Request) -> str | None:
     return user_actions.NOTICES.get(request.query_params.get("done", ""))
 
 
@@ -152,11 +157,8 @@ def _notice(request: Request) -> str | None:
 
 
 @router.get("/")
-def users_page(
-    request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
-) -> Response:
+def users_page(request: Request, db: SessionDep, console: Entered) -> Response:
     """The search of `GET /users/` for admins (users.search_users), a keyset page at a time."""
-    console = _enter(request, db, sso, csrf_cookie)
     if isinstance(console, Response):
         return console
     search = search_form.read(request.query_params)
@@ -183,7 +185,7 @@ def users_page(
         next_url=next_url,
         later_page=request.query_params.get("after") not in (None, "", "0"),
         first_url=f"/console/?{urlencode(search.query())}",
-        notice=_notice(request),
+        notice=notice_of(request),
     )
 
 
@@ -225,13 +227,11 @@ def user_page(
     request: Request,
     user_id: int,
     db: SessionDep,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
+    console: Entered,
 ) -> Response:
-    console = _enter(request, db, sso, csrf_cookie)
     if isinstance(console, Response):
         return console
-    return _user_page(console, db, user_id, notice=_notice(request))
+    return _user_page(console, db, user_id, notice=notice_of(request))
 
 
 @router.get("/users/{user_id}/delete")
@@ -239,11 +239,9 @@ def confirm_delete_page(
     request: Request,
     user_id: int,
     db: SessionDep,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
+    console: Entered,
 ) -> Response:
     """The step before a deletion: what goes, and a button that does it."""
-    console = _enter(request, db, sso, csrf_cookie)
     if isinstance(console, Response):
         return console
     try:
@@ -271,13 +269,10 @@ def act_on_user(
     action: str,
     db: SessionDep,
     context: RequestContextDep,
-    pairs: FormPairs,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
+    entered: EnteredForm,
 ) -> Response:
     """One of the user page's buttons (user_actions.ACTIONS), then back to the page
     (POST-redirect-GET); a refusal is told on the page, the account as it is now."""
-    entered = _enter_form(request, db, sso, csrf_cookie, pairs)
     if isinstance(entered, Response):
         return entered
     console, fields = entered
@@ -287,21 +282,18 @@ def act_on_user(
     press = user_actions.Press(
         console.browser.user, console.browser.sign_in_id, user_id, fields, context
     )
-    done, refused = _attempt(db, lambda: act(db, press))
+    done, refused = attempt(db, lambda: act(db, press))
     if refused is not None:
-        return _user_page(console, db, user_id, status=_status_of(refused), error=str(refused))
-    return _see("/console/" if done == "deleted" else f"/console/users/{user_id}", done)
+        return _user_page(console, db, user_id, status=refusal_status(refused), error=str(refused))
+    return see("/console/" if done == "deleted" else f"/console/users/{user_id}", done)
 
 
 # The audit trail
 
 
 @router.get("/audit")
-def audit_page(
-    request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
-) -> Response:
+def audit_page(request: Request, db: SessionDep, console: Entered) -> Response:
     """The events of `GET /admin/events` (audit.list_events): oldest first, by user and kind."""
-    console = _enter(request, db, sso, csrf_cookie)
     if isinstance(console, Response):
         return console
     params = request.query_params
@@ -338,169 +330,3 @@ def audit_page(
         events=events,
         next_url=next_url,
     )
-
-
-# Clients of the OpenID Connect provider
-
-
-def _clients_page(
-    console: Console,
-    db: SessionDep,
-    *,
-    status: int = 200,
-    form: client_form.ClientForm | None = None,
-    errors: dict[str, str] | None = None,
-    error: str | None = None,
-    notice: str | None = None,
-) -> Response:
-    return console.html(
-        "console/clients.html",
-        status=status,
-        clients=[clients.client_view(client) for client in clients.list_clients(db)],
-        form=form or client_form.ClientForm(),
-        grant_choices=clients.GRANT_TYPES,
-        errors=errors or {},
-        error=error,
-        notice=notice,
-    )
-
-
-@router.get("/clients")
-def clients_page(
-    request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
-) -> Response:
-    console = _enter(request, db, sso, csrf_cookie)
-    if isinstance(console, Response):
-        return console
-    return _clients_page(console, db, notice=_notice(request))
-
-
-def _secret_page(console: Console, client: Any, secret: str, heading: str) -> Response:
-    # Answered to the POST itself, not after a redirect: the secret is kept nowhere (only its
-    # SHA-256), so this is the one time it can be shown. Cache-Control: no-store.
-    return console.html(
-        "console/client_secret.html",
-        client=clients.client_view(client),
-        secret=secret,
-        heading=heading,
-    )
-
-
-@router.post("/clients")
-def create_client(
-    request: Request,
-    db: SessionDep,
-    context: RequestContextDep,
-    pairs: FormPairs,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
-) -> Response:
-    """Register a client as `POST /admin/clients` does; a confidential one's secret, once."""
-    entered = _enter_form(request, db, sso, csrf_cookie, pairs)
-    if isinstance(entered, Response):
-        return entered
-    console, _fields = entered
-    form = client_form.read(pairs)
-    try:
-        with db.begin_nested():
-            registered = clients.create_client(
-                db,
-                name=form.name,
-                redirect_uris=form.uris(),
-                public=form.public,
-                first_party=form.first_party,
-                grant_types=form.grant_types or None,
-                scope=form.scope,
-                post_logout_redirect_uris=form.logout_uris(),
-                actor_id=console.browser.user.id,
-                context=context,
-            )
-    except InvalidClientSettings as refused:
-        errors = {client_form.field_of(refused, form): f"Not registered: {refused}."}
-        return _clients_page(console, db, status=422, form=form, errors=errors)
-    if registered.client_secret is None:
-        return _see("/console/clients", "client-created")
-    return _secret_page(
-        console, registered.client, registered.client_secret, "The client is registered"
-    )
-
-
-@router.post("/clients/{client_id}/secret")
-def rotate_secret(
-    request: Request,
-    client_id: str,
-    db: SessionDep,
-    context: RequestContextDep,
-    pairs: FormPairs,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
-) -> Response:
-    """A new secret, as `POST /admin/clients/{id}/secret`: the old one stops working now."""
-    entered = _enter_form(request, db, sso, csrf_cookie, pairs)
-    if isinstance(entered, Response):
-        return entered
-    console, _fields = entered
-    secret, refused = _attempt(
-        db,
-        lambda: clients.rotate_secret(
-            db, client_id, actor_id=console.browser.user.id, context=context
-        ),
-    )
-    if refused is not None:
-        return _clients_page(console, db, status=_status_of(refused), error=str(refused))
-    client = clients.get_client(db, client_id)
-    return _secret_page(console, client, secret, "The client has a new secret")
-
-
-@router.get("/clients/{client_id}/delete")
-def confirm_client_delete_page(
-    request: Request,
-    client_id: str,
-    db: SessionDep,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
-) -> Response:
-    console = _enter(request, db, sso, csrf_cookie)
-    if isinstance(console, Response):
-        return console
-    try:
-        client = clients.get_client(db, client_id)
-    except ClientNotFound as missing:
-        return console.html("console/missing.html", status=404, message=str(missing))
-    return console.html(
-        "console/confirm.html",
-        title=f"Delete the client {client.name}?",
-        explanation=(
-            f"The client {client.name} ({client.client_id}) is deleted for good, and every "
-            "sign-in through it ends: its users must sign in again once it is registered anew."
-        ),
-        action=f"/console/clients/{client.client_id}/delete",
-        version=None,
-        button="Delete the client",
-        cancel="/console/clients",
-    )
-
-
-@router.post("/clients/{client_id}/delete")
-def delete_client(
-    request: Request,
-    client_id: str,
-    db: SessionDep,
-    context: RequestContextDep,
-    pairs: FormPairs,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
-) -> Response:
-    entered = _enter_form(request, db, sso, csrf_cookie, pairs)
-    if isinstance(entered, Response):
-        return entered
-    console, _fields = entered
-    _, refused = _attempt(
-        db,
-        lambda: clients.delete_client(
-            db, client_id, actor_id=console.browser.user.id, context=context
-        ),
-    )
-    if refused is not None:
-        return _clients_page(console, db, status=_status_of(refused), error=str(refused))
-    return _see("/console/clients", "client-deleted")
