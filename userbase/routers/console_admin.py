@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from userbase import accounts, audit, auth, mail_links, sign_ins, users
 from userbase.audit import EventKind
-from userbase.console import search_form, user_actions
+from userbase.console import attempts, search_form, user_actions, user_agents
 from userbase.database import SessionDep
 from userbase.mfa import factors
 from userbase.oidc import browser as browsers
@@ -132,11 +132,10 @@ EnteredForm = Annotated[tuple[Console, dict[str, str]] | Response, Depends(_ente
 
 
 def attempt(db: SessionDep, action: Callable[[], Any]) -> tuple[Any, Exception | None]:
-    """Run a domain action in a savepoint: a refusal undoes its work alone, and the page
-    that tells it is answered in a unit of work that still commits."""
+    """`action()`'s result in a savepoint (console/attempts.py), or the refusal a page tells:
+    its writes undone, the page answered in a unit of work that still commits."""
     try:
-        with db.begin_nested():
-            return action(), None
+        return attempts.attempt(db, action), None
     except _REFUSALS as refused:
         return None, refused
 
@@ -212,7 +211,10 @@ def _user_page(
         "console/user.html",
         status=status,
         user=user,
-        sign_ins=[(token, sign_ins.sign_in_kind(token)) for token in found],
+        sign_ins=[
+            (token, sign_ins.sign_in_kind(token), user_agents.describe(token.user_agent))
+            for token in found
+        ],
         current_sign_in=console.browser.sign_in_id,
         locked_for=auth.lockout(db, user.id),
         factors=factors.status(db, user.id),

@@ -6,7 +6,7 @@ forms' CSRF tokens: console_admin.py's Entered and EnteredForm."""
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from userbase.console import client_form
+from userbase.console import attempts, client_form
 from userbase.database import SessionDep
 from userbase.models import OAuthClient
 from userbase.routers.console_admin import (
@@ -76,8 +76,9 @@ def create_client(
     console, _fields = entered
     form = client_form.read(pairs)
     try:
-        with db.begin_nested():
-            registered = clients.create_client(
+        registered = attempts.attempt(
+            db,
+            lambda: clients.create_client(
                 db,
                 name=form.name,
                 redirect_uris=form.uris(),
@@ -88,7 +89,8 @@ def create_client(
                 post_logout_redirect_uris=form.logout_uris(),
                 actor_id=console.browser.user.id,
                 context=context,
-            )
+            ),
+        )
     except InvalidClientSettings as refused:
         errors = {client_form.field_of(refused, form): f"Not registered: {refused}."}
         return _clients_page(console, db, status=422, form=form, errors=errors)
