@@ -39,6 +39,13 @@ class EmailMismatch(Exception):
         self.user_id = user.id
 
 
+class AccountInactive(Exception):
+    """The action needs an active account (activate it first)."""
+
+    def __init__(self) -> None:
+        super().__init__("This account is deactivated: activate it first.")
+
+
 class SignUpRefused(users.UserExists, Refusal):
     """A sign-up with a taken username or address: a 409 that keeps its unit of work (the
     client's sign-up count, so doomed sign-ups are bounded like the others)."""
@@ -331,6 +338,29 @@ def unlock(
         context,
         user_id=user_id,
         actor_id=actor.id if actor else None,
+    )
+
+
+def send_reset_link(
+    session: Session, actor: Account, user_id: int, *, context: RequestContext
+) -> None:
+    """An admin mails a user the link of a forgotten password (the user asked for help): the
+    same link and mail, the same event with the admin as its actor. Not to a deactivated
+    account; past the address's hourly mails, RateLimited (an admin may know that much)."""
+    ensure_admin(actor)
+    user = users.get_user(session, user_id)
+    if not user.is_active:
+        raise AccountInactive
+    if not mail_links.recipient_has_room(session, user.email, utcnow()):
+        raise mail_links.RateLimited(int(mail_links.MAIL_WINDOW.total_seconds()))
+    mail_links.mail_reset_link(session, user)
+    audit.record(
+        session,
+        EventKind.PASSWORD_RESET_REQUESTED,
+        context,
+        user_id=user.id,
+        actor_id=actor.id,
+        detail="sent by an admin",
     )
 
 
