@@ -2,12 +2,14 @@
 replaceable by a file of the same name in USERBASE_TEMPLATES_DIR, and their headers."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from userbase.config import get_settings
 
@@ -21,7 +23,27 @@ def _environment(directory: Path | None) -> Environment:
     # The console's pages (/account/, /console/) extend the same base.html.
     loaders.append(PackageLoader("userbase.console", "templates"))
     # Autoescape everything: the pages show a client's name and an error's description.
-    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
+    # No auto_reload: templates are read once per process (a changed one is read on restart),
+    # not checked on disk at every page.
+    environment = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=StrictUndefined,
+        auto_reload=False,
+    )
+    environment.globals["when"] = when
+    return environment
+
+
+def when(moment: datetime | None) -> Markup:
+    """A time as the pages show it (UTC, to the minute), machine-readable in <time>; "-" for
+    none. A function, not a macro: the console's tables call it on every row (a macro imported
+    `with context` is evaluated anew at each page)."""
+    if moment is None:
+        return Markup("-")
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def render(name: str, **context: Any) -> str:
