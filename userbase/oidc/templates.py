@@ -3,6 +3,7 @@ replaceable by a file of the same name in USERBASE_TEMPLATES_DIR, and their head
 
 from collections.abc import Iterable
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 from userbase.config import get_settings
 
 STYLESHEET = "pages.css"
+# The one script of the pages (WebAuthn needs JavaScript): a file of the package, in the
+# static/ folder beside templates/, served from this origin.
+PASSKEYS_SCRIPT = "passkeys.js"
 
 
 @lru_cache(maxsize=2)
@@ -24,7 +28,9 @@ def _environment(directory: Path | None) -> Environment:
 
 def render(name: str, **context: Any) -> str:
     environment = _environment(get_settings().templates_dir)
-    return environment.get_template(name).render(stylesheet=f"/oauth/{STYLESHEET}", **context)
+    return environment.get_template(name).render(
+        stylesheet=f"/oauth/{STYLESHEET}", passkeys_script=f"/oauth/{PASSKEYS_SCRIPT}", **context
+    )
 
 
 def stylesheet() -> str:
@@ -40,13 +46,19 @@ def _origin(uri: str) -> str:
     return f"{parts.scheme}:"  # a native app's own scheme (RFC 8252)
 
 
-def headers(form_targets: Iterable[str] = ()) -> dict[str, str]:
-    """No framing by anyone (clickjacking), no script at all, styles from this origin only,
-    forms only to this origin and, where a form's answer redirects to a client, the client's
-    (Chromium checks form-action on the redirects that follow a form)."""
+def script() -> str:
+    return (files("userbase.oidc") / "static" / PASSKEYS_SCRIPT).read_text()
+
+
+def headers(form_targets: Iterable[str] = (), *, scripts: bool = False) -> dict[str, str]:
+    """No framing by anyone (clickjacking), styles from this origin only, forms only to this
+    origin and, where a form's answer redirects to a client, the client's (Chromium checks
+    form-action on the redirects that follow a form). No script at all, but on the pages
+    with passkeys (`scripts`): files of this origin (passkeys.js), which may fetch from it."""
     targets = " ".join(sorted({_origin(uri) for uri in form_targets}))
+    script_src = "script-src 'self'; connect-src 'self'; " if scripts else ""
     csp = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"default-src 'none'; {script_src}style-src 'self'; img-src 'self'; base-uri 'none'; "
         f"form-action 'self' {targets}".rstrip()
         + "; frame-ancestors 'none'"
     )

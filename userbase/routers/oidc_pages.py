@@ -1,6 +1,7 @@
 """The OpenID Connect provider's browser side: the authorization endpoint, the hosted sign-in
-and consent pages, and logout (the end_session endpoint). HTML forms without JavaScript;
-the decisions are userbase/oidc/'s, this module only reads forms and cookies and answers."""
+and consent pages, and logout (the end_session endpoint). HTML forms, and one script for
+passkeys (routers/passkey_pages.py); the decisions are userbase/oidc/'s, this module only
+reads forms and cookies and answers."""
 
 from typing import Annotated
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from userbase import auth
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.mfa import challenges
+from userbase.mfa import challenges, passkeys
 from userbase.oidc import authorize as flow
 from userbase.oidc import browser as browsers
 from userbase.oidc import csrf, logout, templates
@@ -26,6 +27,10 @@ SIGN_IN_PATH = "/oauth/sign-in"
 # Below SIGN_IN_PATH: the device cookie (path SIGN_IN_PATH) reaches it.
 SECOND_FACTOR_PATH = "/oauth/sign-in/second-factor"
 FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
+# "Sign in with a passkey" (routers/passkey_pages.py): the form's target; its CSRF token is
+# the password form's (one page, one purpose).
+PASSKEY_SIGN_IN_PATH = "/oauth/sign-in/passkey"
+SIGN_IN_PURPOSE = "sign-in"
 
 BrowserCookie = Annotated[str | None, Cookie(alias=browsers.COOKIE)]
 CsrfCookie = Annotated[str | None, Cookie(alias=csrf.CSRF_COOKIE)]
@@ -41,7 +46,7 @@ async def _form_pairs(request: Request) -> list[tuple[str, str]]:
 FormPairs = Annotated[list[tuple[str, str]], Depends(_form_pairs)]
 
 
-def _query_pairs(request: Request) -> list[tuple[str, str]]:
+def query_pairs(request: Request) -> list[tuple[str, str]]:
     return request.query_params.multi_items()
 
 
@@ -49,12 +54,13 @@ def _secure() -> bool:
     return get_settings().public_url.startswith("https://")
 
 
-class _Page:
+class Page:
     """A page being answered, with the CSRF cookie it needs (made when the browser has none)."""
 
-    def __init__(self, csrf_cookie: str | None) -> None:
+    def __init__(self, csrf_cookie: str | None, *, cookie_path: str = "/oauth") -> None:
         self.csrf_cookie = csrf_cookie or csrf.new_cookie()
         self.new_cookie = csrf_cookie is None
+        self.cookie_path = cookie_path
 
     def token(self, purpose: str) -> str:
         return csrf.form_token(self.csrf_cookie, purpose)
@@ -65,18 +71,19 @@ class _Page:
         *,
         status: int = 200,
         form_targets: tuple[str, ...] = (),
+        scripts: bool = False,
         **context: object,
     ) -> HTMLResponse:
         response = HTMLResponse(
             templates.render(template, **context),
             status_code=status,
-            headers=templates.headers(form_targets),
+            headers=templates.headers(form_targets, scripts=scripts),
         )
         if self.new_cookie:
             response.set_cookie(
                 csrf.CSRF_COOKIE,
                 self.csrf_cookie,
-                path="/oauth",
+                path=self.cookie_path,
                 secure=_secure(),
                 httponly=True,
                 samesite="lax",
@@ -87,8 +94,8 @@ class _Page:
         return self.html("error.html", status=status, title=title, message=message)
 
 
-def _sign_in_page(
-    page: _Page,
+def sign_in_page_html(
+    page: Page,
     pairs: list[tuple[str, str]],
     *,
     client_name: str = "",
@@ -102,8 +109,11 @@ def _sign_in_page(
         "sign_in.html",
         status=status,
         form_targets=(redirect_uri,) if redirect_uri else (),
+        scripts=True,
         action=f"{SIGN_IN_PATH}{query}",
-        csrf_token=page.token("sign-in"),
+        csrf_token=page.token(SIGN_IN_PURPOSE),
+        passkey_action=f"{PASSKEY_SIGN_IN_PATH}{query}",
+        passkey_options_url=f"{PASSKEY_SIGN_IN_PATH}/options",
         client_name=client_name,
         username=username,
         error=error,
@@ -114,7 +124,7 @@ def _sign_in_page(
 
 def _answer(
     outcome: flow.Outcome,
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     browser: BrowserUser | None,
     *,
@@ -128,7 +138,7 @@ def _answer(
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
     if isinstance(outcome, flow.SignInPage):
-        return _sign_in_page(
+        return sign_in_page_html(
             page,
             pairs,
             client_name=outcome.client_name,
@@ -157,7 +167,7 @@ def _authorization(
 ) -> Response:
     browser = browsers.current(db, sso)
     outcome = flow.authorize(db, pairs, browser=browser, context=context)
-    return _answer(outcome, _Page(csrf_cookie), pairs, browser, after_form=False)
+    return _answer(outcome, Page(csrf_cookie), pairs, browser, after_form=False)
 
 
 @router.get("/authorize")
@@ -168,7 +178,7 @@ def authorize(
     sso: BrowserCookie = None,
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
-    return _authorization(db, context, _query_pairs(request), sso, csrf_cookie)
+    return _authorization(db, context, query_pairs(request), sso, csrf_cookie)
 
 
 @router.post("/authorize")
@@ -182,24 +192,24 @@ def authorize_posted(
     return _authorization(db, context, pairs, sso, csrf_cookie)
 
 
-def _refused(
-    page: _Page,
+def answer_refused(
+    page: Page,
     pairs: list[tuple[str, str]],
-    refused: auth.SignInRefused | challenges.InvalidMfaToken,
+    refused: auth.SignInRefused | challenges.InvalidMfaToken | passkeys.PasskeyRejected,
     *,
     username: str = "",
 ) -> HTMLResponse:
     """The sign-in page again, saying why: 429 with Retry-After when throttled, 403 for an
     address not verified yet, else 401."""
     status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
-    refusal = _sign_in_page(page, pairs, username=username, error=str(refused), status=status)
+    refusal = sign_in_page_html(page, pairs, username=username, error=str(refused), status=status)
     if isinstance(refused, auth.LoginThrottled):
         refusal.headers["Retry-After"] = str(refused.retry_after)
     return refusal
 
 
-def _second_factor_page(
-    page: _Page,
+def second_factor_page(
+    page: Page,
     pairs: list[tuple[str, str]],
     *,
     mfa_token: str,
@@ -210,7 +220,9 @@ def _second_factor_page(
     return page.html(
         "second_factor.html",
         status=status,
+        scripts=True,
         action=f"{SECOND_FACTOR_PATH}{query}",
+        passkey_options_url=f"{SECOND_FACTOR_PATH}/passkey-options",
         csrf_token=page.token("second-factor"),
         mfa_token=mfa_token,
         error=error,
@@ -223,13 +235,13 @@ def sign_in_page(
 ) -> Response:
     """The sign-in page by itself (no application asking): the authorization request's
     page is the same form, reached through /oauth/authorize."""
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
     if browser is not None and not request.query_params:
         return page.html(
             "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
         )
-    return _sign_in_page(page, _query_pairs(request))
+    return sign_in_page_html(page, query_pairs(request))
 
 
 @router.post("/sign-in", dependencies=[HASHING_TURN])
@@ -244,12 +256,12 @@ def sign_in(
 ) -> Response:
     """The sign-in form: auth.sign_in's throttle, enumeration-safe errors and audit; then
     the authorization request it came with goes on (or the page says who is signed in)."""
-    pairs = _query_pairs(request)
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     username = fields.get("username", "").strip()
-    if not csrf.is_valid(csrf_cookie, "sign-in", fields.get(csrf.FIELD)):
-        return _sign_in_page(
+    if not csrf.is_valid(csrf_cookie, SIGN_IN_PURPOSE, fields.get(csrf.FIELD)):
+        return sign_in_page_html(
             page,
             pairs,
             username=username,
@@ -267,17 +279,17 @@ def sign_in(
         )
     except auth.SecondFactorRequired as waiting:
         # Answered, not raised: get_db commits the waiting sign-in.
-        return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
+        return second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
-        return _refused(page, pairs, refused, username=username)
-    return _signed_in(db, context, page, pairs, made)
+        return answer_refused(page, pairs, refused, username=username)
+    return answer_signed_in(db, context, page, pairs, made)
 
 
-def _signed_in(
+def answer_signed_in(
     db: SessionDep,
     context: RequestContextDep,
-    page: _Page,
+    page: Page,
     pairs: list[tuple[str, str]],
     made: browsers.NewBrowserSignIn,
 ) -> Response:
@@ -324,23 +336,26 @@ def sign_in_second_factor(
     csrf_cookie: CsrfCookie = None,
     device: DeviceCookie = None,
 ) -> Response:
-    """The sign-in's second step (docs/mfa.md): a code of the user's authenticator app, or a
-    recovery code, for the waiting sign-in the password step made."""
-    pairs = _query_pairs(request)
+    """The sign-in's second step (docs/mfa.md): a code of the user's authenticator app, a
+    passkey's answer (`credential`, from passkeys.js) or a recovery code, for the waiting
+    sign-in the password step made."""
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     mfa_token = fields.get("mfa_token", "")
     if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
-        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
-    code = fields.get("code", "").replace(" ", "") or None
-    recovery_code = None if code else fields.get("recovery_code", "").strip() or None
+        return second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
+    passkey = fields.get("credential") or None
+    code = None if passkey else fields.get("code", "").replace(" ", "") or None
+    recovery_code = None if code or passkey else fields.get("recovery_code", "").strip() or None
     try:
         made = browsers.sign_in_with_second_factor(
             db,
             mfa_token=mfa_token,
             code=code,
             recovery_code=recovery_code,
+            passkey=passkey,
             context=context,
             device_token=device,
             previous=browsers.current(db, sso),
@@ -348,10 +363,10 @@ def sign_in_second_factor(
     except (challenges.InvalidMfaToken, auth.LoginThrottled) as refused:
         # The waiting sign-in is over (spent, expired) or the account is throttled: back to
         # the password. Answered, not raised: get_db commits what the refusal counted.
-        return _refused(page, pairs, refused)
+        return answer_refused(page, pairs, refused)
     except challenges.WrongSecondFactor as wrong:
-        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
-    return _signed_in(db, context, page, pairs, made)
+        return second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
+    return answer_signed_in(db, context, page, pairs, made)
 
 
 @router.post("/consent")
@@ -363,9 +378,9 @@ def consent(
     sso: BrowserCookie = None,
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
-    pairs = _query_pairs(request)
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
     if browser is None:  # signed out meanwhile: the request starts over with the sign-in
         outcome = flow.authorize(db, pairs, browser=None, context=context)
@@ -387,7 +402,7 @@ def _end_session(
     *,
     confirmed: bool,
 ) -> Response:
-    page = _Page(csrf_cookie)
+    page = Page(csrf_cookie)
     try:
         asked = logout.check(db, pairs)
     except logout.LogoutRefused as refused:
@@ -423,7 +438,7 @@ def end_session(
 ) -> Response:
     """RP-initiated logout: signs out at once with an id_token_hint of the browser's user,
     else asks first."""
-    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=False)
+    return _end_session(db, context, query_pairs(request), sso, csrf_cookie, confirmed=False)
 
 
 @router.post("/logout")
@@ -442,10 +457,10 @@ def end_session_posted(
     browser = browsers.current(db, sso)
     purpose = f"logout:{browser.sign_in_id if browser else ''}"
     if browser is not None and not csrf.is_valid(csrf_cookie, purpose, fields[csrf.FIELD]):
-        return _Page(csrf_cookie).error(
+        return Page(csrf_cookie).error(
             403, "This form expired or was not sent from userbase's page."
         )
-    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=True)
+    return _end_session(db, context, query_pairs(request), sso, csrf_cookie, confirmed=True)
 
 
 @router.get(f"/{templates.STYLESHEET}")
