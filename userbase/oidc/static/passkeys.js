@@ -54,8 +54,11 @@ function enable(form) {
       form.querySelectorAll("[data-options-only]").forEach((input) => { input.value = ""; });
       form.submit(); // no submit event: this handler does not run again
     } catch (error) {
-      const cancelled = error instanceof DOMException && error.name === "NotAllowedError";
-      showError(form, cancelled ? "The passkey was not used. Try again." : error.message);
+      const name = error instanceof DOMException ? error.name : "";
+      if (name === "NotAllowedError") showError(form, "The passkey was not used. Try again.");
+      // The page is not at the address passkeys are registered for (USERBASE_PUBLIC_URL).
+      else if (name === "SecurityError") showError(form, "Passkeys work only at this service's own address.");
+      else showError(form, error.message);
     }
   });
 }
