@@ -2,10 +2,12 @@
 second factor of a sign-in; and the attacks py_webauthn and our challenges must stop. The
 authenticator is tests/passkeys.py's, which makes real WebAuthn answers."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 from webauthn.helpers import bytes_to_base64url
 
 from tests.accounts import PASSWORD, bearer, make_admin, sign_in, signed_in_user
@@ -16,6 +18,9 @@ from tests.passkeys import (
     registration_options,
     second_factor_options,
 )
+from userbase.cli import app as cli
+from userbase.clock import CLOCK
+from userbase.config import get_settings
 from userbase.database import SessionLocal
 from userbase.models import Passkey, PasskeyChallenge, SecurityEvent
 
@@ -345,8 +350,6 @@ def test_an_admins_reset_removes_passkeys(client: Any) -> None:
 
 
 def test_a_passkey_meets_the_admins_rule(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from userbase.config import get_settings
-
     _admin, token = signed_in_user(client, 1, admin=True)
     monkeypatch.setattr(get_settings(), "require_mfa_for_admins", True)
     assert client.get("/users/", headers=bearer(token)).status_code == 403
@@ -357,3 +360,26 @@ def test_a_passkey_meets_the_admins_rule(client: Any, monkeypatch: pytest.Monkey
     assert signed_in.status_code == 200
     fresh = bearer(signed_in.json()["access_token"])
     assert client.get("/users/", headers=fresh).status_code == 200
+
+
+def test_a_challenge_lives_five_minutes_and_is_then_purged(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = signed_in_user(client, 1)
+    credential = SoftAuthenticator().create(registration_options(client, token))
+    monkeypatch.setattr(CLOCK, "synchronize", lambda engine: CLOCK.offset)
+    monkeypatch.setattr(CLOCK, "offset", CLOCK.offset + timedelta(minutes=5, seconds=1))
+
+    late = client.post(
+        "/users/me/mfa/passkeys",
+        json={"name": "Mine", "credential": credential},
+        headers=bearer(token),
+    )
+    registration_options(client, token)  # a live one, which the purge keeps
+    purged = CliRunner().invoke(cli, ["purge-tokens"])
+
+    assert late.status_code == 400
+    assert passkey_count() == 0
+    assert purged.exit_code == 0, purged.output
+    with SessionLocal() as session:
+        assert len(session.scalars(select(PasskeyChallenge.id)).all()) == 1
