@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from webauthn.helpers import bytes_to_base64url
 
 from tests.accounts import PASSWORD, bearer, make_admin, sign_in, signed_in_user
-from tests.mfa import mfa_token_for, second_step
+from tests.mfa import STEP, StepClock, enrol, mfa_token_for, second_step
 from tests.passkeys import (
     SoftAuthenticator,
     register,
@@ -383,3 +383,38 @@ def test_a_challenge_lives_five_minutes_and_is_then_purged(
     assert purged.exit_code == 0, purged.output
     with SessionLocal() as session:
         assert len(session.scalars(select(PasskeyChallenge.id)).all()) == 1
+
+
+def test_a_passkey_only_account_may_make_recovery_codes_and_they_sign_in(client: Any) -> None:
+    _, token = signed_in_user(client, 1)
+    register(client, token)
+
+    made = client.post(
+        "/users/me/mfa/recovery-codes", json={"current_password": PASSWORD}, headers=bearer(token)
+    )
+
+    assert made.status_code == 200, made.text
+    codes = made.json()["recovery_codes"]
+    status = client.get("/users/me/mfa", headers=bearer(token)).json()
+    assert status == {"totp": False, "passkeys": 1, "recovery_codes_left": 10}
+    signed_in = second_step(client, mfa_token_for(client, "user1"), recovery_code=codes[0])
+    assert signed_in.status_code == 200
+
+
+def test_removing_the_authenticator_keeps_passkeys_and_the_codes(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = StepClock(monkeypatch)
+    _, token = signed_in_user(client, 1)
+    enrol(client, token)
+    clock.move(STEP)
+    register(client, token)
+
+    removed = client.request(
+        "DELETE", "/users/me/mfa/totp", json={"current_password": PASSWORD}, headers=bearer(token)
+    )
+
+    assert removed.status_code == 204
+    status = client.get("/users/me/mfa", headers=bearer(token)).json()
+    assert status == {"totp": False, "passkeys": 1, "recovery_codes_left": 10}
+    assert sign_in(client, "user1").status_code == 401  # the passkey is still a second factor
