@@ -172,10 +172,14 @@ def purge_tokens(
     _on_database_time()
     from userbase import auth
     from userbase.database import SessionLocal
-    from userbase.mfa import challenges, passkeys
+    from userbase.mfa import challenges, passkey_challenges
 
     total = 0
-    for purge in (auth.purge_expired_tokens, challenges.purge_expired, passkeys.purge_expired):
+    for purge in (
+        auth.purge_expired_tokens,
+        challenges.purge_expired,
+        passkey_challenges.purge_expired,
+    ):
         while True:
             with SessionLocal.begin() as session:
                 purged = purge(session, batch_size=batch_size)

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +28,6 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import (
-    generate_challenge,
     parse_authentication_credential_json,
     parse_client_data_json,
     parse_registration_credential_json,
@@ -46,7 +45,8 @@ from webauthn.helpers.structs import (
 from userbase import audit
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
-from userbase.models import MAX_ID, Passkey, PasskeyChallenge, utcnow
+from userbase.mfa import passkey_challenges
+from userbase.models import MAX_ID, Passkey
 from userbase.refusals import Refusal
 from userbase.sealing import derived_key
 from userbase.users import Account
@@ -57,7 +57,6 @@ KIND = "passkey"
 # lives in hardware, which `hwk` claims. Verified by the authenticator (UV), it is two
 # factors: `mfa`.
 AMR = ("swk", "mfa")
-CHALLENGE_TTL = timedelta(minutes=5)
 NAME_MAX = 100
 
 # What a challenge is for: one purpose's answer serves no other.
@@ -150,58 +149,6 @@ def count(session: Session, user_id: int) -> int:
     return session.scalar(select(func.count()).where(Passkey.user_id == user_id)) or 0
 
 
-def _challenge(
-    session: Session, purpose: str, user_id: int | None, binding: str | None, now: datetime
-) -> bytes:
-    """A fresh challenge for `purpose`, stored (its SHA-256) until used or expired."""
-    challenge_bytes = generate_challenge()
-    session.add(
-        PasskeyChallenge(
-            challenge_hash=hashlib.sha256(challenge_bytes).hexdigest(),
-            purpose=purpose,
-            user_id=user_id,
-            binding=binding,
-            created_at=now,
-            expires_at=now + CHALLENGE_TTL,
-        )
-    )
-    return challenge_bytes
-
-
-def _take_challenge(
-    session: Session,
-    challenge: bytes,
-    purpose: str,
-    user_id: int | None,
-    binding: str | None,
-    now: datetime,
-) -> bool:
-    """Spend the live challenge of this purpose handed to this user and binding: one DELETE
-    decides, so a challenge (and so an answer signed over it) serves once."""
-    user_match = (
-        PasskeyChallenge.user_id.is_(None)
-        if user_id is None
-        else (PasskeyChallenge.user_id == user_id)
-    )
-    binding_match = (
-        PasskeyChallenge.binding.is_(None)
-        if binding is None
-        else (PasskeyChallenge.binding == binding)
-    )
-    spent = session.execute(
-        delete(PasskeyChallenge)
-        .where(
-            PasskeyChallenge.challenge_hash == hashlib.sha256(challenge).hexdigest(),
-            PasskeyChallenge.purpose == purpose,
-            PasskeyChallenge.expires_at > now,
-            user_match,
-            binding_match,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(spent.rowcount == 1)  # type: ignore[attr-defined]
-
-
 def registration_options(
     session: Session, user: Account, *, binding: str | None, now: datetime
 ) -> str:
@@ -214,8 +161,8 @@ def registration_options(
         user_name=user.username,
         user_id=user_handle(user.id),
         user_display_name=user.display_name or user.username,
-        challenge=_challenge(session, REGISTER, user.id, binding, now),
-        timeout=int(CHALLENGE_TTL.total_seconds() * 1000),
+        challenge=passkey_challenges.issue(session, REGISTER, user.id, binding, now),
+        timeout=passkey_challenges.TIMEOUT_MS,
         authenticator_selection=AuthenticatorSelectionCriteria(
             resident_key=ResidentKeyRequirement.REQUIRED,
             user_verification=UserVerificationRequirement.REQUIRED,
@@ -238,8 +185,8 @@ def authentication_options(
     )
     options = generate_authentication_options(
         rp_id=rp_id,
-        challenge=_challenge(session, purpose, user_id, binding, now),
-        timeout=int(CHALLENGE_TTL.total_seconds() * 1000),
+        challenge=passkey_challenges.issue(session, purpose, user_id, binding, now),
+        timeout=passkey_challenges.TIMEOUT_MS,
         allow_credentials=allowed,
         user_verification=UserVerificationRequirement.REQUIRED,
     )
@@ -266,7 +213,7 @@ def register(
     except _MALFORMED:
         rejected = PasskeyRejected("enrolment: malformed", user_id=user.id)
         raise _audited(session, rejected, context) from None
-    if not _take_challenge(session, challenge, REGISTER, user.id, binding, now):
+    if not passkey_challenges.take(session, challenge, REGISTER, user.id, binding, now):
         raise _audited(
             session, PasskeyRejected("enrolment: unknown challenge", user_id=user.id), context
         )
@@ -335,7 +282,7 @@ def verify_assertion(
         challenge = parse_client_data_json(parsed.response.client_data_json).challenge
     except _MALFORMED:
         raise PasskeyRejected("malformed", user_id=user_id) from None
-    if not _take_challenge(session, challenge, purpose, user_id, binding, now):
+    if not passkey_challenges.take(session, challenge, purpose, user_id, binding, now):
         raise PasskeyRejected("unknown or used challenge", user_id=user_id)
     passkey = session.scalars(
         select(Passkey).where(Passkey.credential_key == _key(parsed.raw_id)).with_for_update()
@@ -389,16 +336,6 @@ def delete_one(session: Session, user_id: int, passkey_id: int) -> bool:
 
 
 def delete_all(session: Session, user_id: int) -> bool:
-    session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user_id))
+    passkey_challenges.delete_all(session, user_id)
     removed = session.execute(delete(Passkey).where(Passkey.user_id == user_id))
     return bool(removed.rowcount)  # type: ignore[attr-defined]
-
-
-def purge_expired(session: Session, *, batch_size: int = 1000) -> int:
-    """Delete up to batch_size expired challenges; how many. Callers commit per batch."""
-    ids = session.scalars(
-        select(PasskeyChallenge.id).where(PasskeyChallenge.expires_at <= utcnow()).limit(batch_size)
-    ).all()
-    if ids:
-        session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.id.in_(ids)))
-    return len(ids)
