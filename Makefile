@@ -45,11 +45,12 @@ test-reliability: install-dev
 test-sqlite test-postgresql test-mariadb: install-dev
 	$(BIN)/pytest --db=$(@:test-%=%)
 
-## /docs, /redoc and the hosted sign-in pages in real headless Chromium (Debian's, installed here
-## if missing; needs root), on SQLite, PostgreSQL and MariaDB in turn.
+## /docs, /redoc, the hosted sign-in pages and the console in real headless Chromium (Debian's,
+## installed here if missing; needs root; axe-core from e2e/package.json), on each database in turn.
 test-e2e: $(VENV)/.installed-e2e
 	@command -v chromium >/dev/null || { apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	npm ci --prefix e2e --no-audit --no-fund --silent
 	for db in sqlite postgresql mariadb; do $(BIN)/python -m pytest e2e --db=$$db || exit 1; done
 
 ## ruff, ruff format --check, mypy --strict, lint-imports (layers, no import circles).

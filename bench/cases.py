@@ -17,6 +17,18 @@ POST_CONNECTIONS = 64
 # The token cases (issue 17): 10 connections, as the reads; for the refresh grant, 10 clients.
 TOKEN_CONNECTIONS = 10
 RESOURCE_SERVER = "resource-server"
+CACHED_RESOURCE_SERVER = "cached-resource-server"
+# The examples of examples/ the bench serves: system name -> (module, title).
+RESOURCE_SERVERS = {
+    RESOURCE_SERVER: (
+        "resource_server",
+        "examples/resource_server.py (FastAPI, PyJWT on every request)",
+    ),
+    CACHED_RESOURCE_SERVER: (
+        "cached_resource_server",
+        "examples/cached_resource_server.py (plain ASGI, PyJWT, verified tokens kept until exp)",
+    ),
+}
 RESOURCE_PATH = "/hello"
 
 
@@ -195,9 +207,9 @@ def token_cases(
         ),
         Case(
             "resource_c10",
-            f"example resource server GET {RESOURCE_PATH}, {TOKEN_CONNECTIONS} conn",
+            f"example resource servers GET {RESOURCE_PATH}, {TOKEN_CONNECTIONS} conn",
             TOKEN_CONNECTIONS,
-            {RESOURCE_SERVER: RESOURCE_PATH},
+            {RESOURCE_SERVER: RESOURCE_PATH, CACHED_RESOURCE_SERVER: RESOURCE_PATH},
             per_run=bearer,
             rounds=rounds,
         ),

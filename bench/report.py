@@ -16,6 +16,7 @@ SYSTEM_COLOURS = {
     "tutorial-all": "#d62728",
     "drf": "#2ca02c",
     "resource-server": "#9467bd",
+    "cached-resource-server": "#8c564b",
 }
 
 

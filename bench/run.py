@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from bench.accounts import sign_up_and_sign_in
 from bench.cases import (
     PAGE,
-    RESOURCE_SERVER,
+    RESOURCE_SERVERS,
     Case,
     big_table_cases,
     small_table_cases,
@@ -326,14 +326,17 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"starting {system.name}: {system.title}")
                 servers.start(system)
         userbase_url = servers.running["userbase"].url
-        resource_server = resource_server_system(
-            RESOURCE_SERVER,
-            userbase_url,
-            issuer=settings.public_url.rstrip("/"),
-            audience=(settings.token_audience or settings.public_url).rstrip("/"),
-        )
-        _say(f"starting {resource_server.name}: {resource_server.title}")
-        servers.start(resource_server)
+        for name, (example, title) in RESOURCE_SERVERS.items():
+            resource_server = resource_server_system(
+                name,
+                example,
+                title,
+                userbase_url,
+                issuer=settings.public_url.rstrip("/"),
+                audience=(settings.token_audience or settings.public_url).rstrip("/"),
+            )
+            _say(f"starting {resource_server.name}: {resource_server.title}")
+            servers.start(resource_server)
         bench = Bench(options, servers)
         me_token = sign_up_and_sign_in(userbase_url)
         if everything:

@@ -42,13 +42,16 @@ def uvicorn_system(
     return System(name, title, argv, env or {}, ready_path)
 
 
-def resource_server_system(name: str, userbase_url: str, issuer: str, audience: str) -> System:
-    """examples/resource_server.py: checks userbase's access tokens with the published keys,
-    fetched from the userbase under test; `issuer` and `audience` as userbase's settings say."""
+def resource_server_system(
+    name: str, example: str, title: str, userbase_url: str, issuer: str, audience: str
+) -> System:
+    """An example of examples/ (`example`: its module) that checks userbase's access tokens
+    with the published keys, fetched from the userbase under test; `issuer` and `audience` as
+    userbase's settings say."""
     return uvicorn_system(
         name,
-        "examples/resource_server.py (PyJWT, cached JWKS)",
-        "examples.resource_server:app",
+        title,
+        f"examples.{example}:app",
         {
             "USERBASE_URL": issuer,
             "TOKEN_AUDIENCE": audience,

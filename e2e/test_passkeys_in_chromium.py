@@ -2,7 +2,8 @@
 domain, a platform authenticator with user verification): register one at /account/passkeys,
 sign out, sign in to a relying party with the passkey alone; the sign-in's second step with
 the passkey; and from another origin (127.0.0.1 while USERBASE_PUBLIC_URL says localhost) the
-passkey signs nobody in. py_webauthn checks what Chromium's authenticator made."""
+passkey signs nobody in. py_webauthn checks what Chromium's authenticator made; axe-core finds
+no serious accessibility violation on the pages."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from e2e.browser_checks import serious_violations
 from e2e.relying_party import RelyingParty, free_port
 from e2e.test_oidc_in_chromium import register
 from tests.accounts import PASSWORD
@@ -81,12 +83,14 @@ def test_a_passkey_registered_in_chromium_signs_in_alone_and_as_second_step(
         page.get_by_role("link", name="Your passkeys").click()
         page.get_by_text("You have no passkeys yet.").wait_for()
         page.screenshot(path=artifacts / "passkeys-account-empty.png", full_page=True)
+        assert serious_violations(page) == []
         page.get_by_label("Name, to tell your passkeys apart").fill("Chromium")
         page.get_by_label("Your password", exact=True).fill(PASSWORD)
         page.get_by_role("button", name="Add a passkey").click()
         page.get_by_text("Your passkey was added.").wait_for()
         assert page.locator("#passkeys td").first.inner_text() == "Chromium"
         page.screenshot(path=artifacts / "passkeys-account-added.png", full_page=True)
+        assert serious_violations(page) == []
         with SessionLocal() as session:
             passkey = session.scalars(select(Passkey)).one()
             assert (passkey.user_id, passkey.transports) == (user_id, "internal")
@@ -96,6 +100,7 @@ def test_a_passkey_registered_in_chromium_signs_in_alone_and_as_second_step(
         page.goto(f"{app.url}/login")
         page.get_by_role("button", name="Sign in with a passkey").wait_for()
         page.screenshot(path=artifacts / "passkeys-sign-in.png", full_page=True)
+        assert serious_violations(page) == []
         page.get_by_role("button", name="Sign in with a passkey").click()
         page.wait_for_url(f"{app.url}/")
         assert page.locator("#status").inner_text() == "Signed in as user1"
@@ -109,6 +114,7 @@ def test_a_passkey_registered_in_chromium_signs_in_alone_and_as_second_step(
         page.get_by_role("button", name="Sign in", exact=True).click()
         page.get_by_role("heading", name="Second step").wait_for()
         page.screenshot(path=artifacts / "passkeys-second-step.png", full_page=True)
+        assert serious_violations(page) == []
         page.get_by_role("button", name="Use a passkey").click()
         page.get_by_role("heading", name="You are signed in").wait_for()
         assert browser_methods() == ["pwd swk mfa"]

@@ -1,5 +1,7 @@
-"""examples/resource_server.py, started as its own process next to a live userbase: it checks
-userbase's access tokens with nothing but the published keys."""
+"""examples/resource_server.py (FastAPI, verifies every token) and
+examples/cached_resource_server.py (plain ASGI, keeps verified tokens until they expire), each
+started as its own process next to a live userbase: they check userbase's access tokens with
+nothing but the published keys, and refuse alike."""
 
 import json
 import os
@@ -24,12 +26,16 @@ from userbase.tokens import access_tokens, keys
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def resource_server(live_server: LiveServer) -> Iterator[str]:
+@pytest.fixture(
+    scope="module",
+    params=["examples.resource_server:app", "examples.cached_resource_server:app"],
+    ids=["fastapi", "cached"],
+)
+def resource_server(live_server: LiveServer, request: pytest.FixtureRequest) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "examples.resource_server:app",
+            sys.executable, "-m", "uvicorn", request.param,
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         ],
         cwd=ROOT,
@@ -144,6 +150,31 @@ def test_it_refuses_an_expired_token_and_one_for_another_audience(
     assert httpx.get(hello, headers=bearer(other_audience)).status_code == 401
 
 
+def test_a_token_it_took_before_is_refused_once_it_expires(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    """The cached example checks a known token's expiry on every request, as a full check does."""
+    short = _like(signed_in(live_server.url, register_client()), ttl_seconds=3)
+    hello = f"{resource_server}/hello"
+    assert httpx.get(hello, headers=bearer(short)).status_code == 200
+    assert httpx.get(hello, headers=bearer(short)).status_code == 200  # a cache hit there
+    deadline = time.monotonic() + 8
+    while httpx.get(hello, headers=bearer(short)).status_code == 200:
+        assert time.monotonic() < deadline, "an expired token was still accepted"
+        time.sleep(0.1)
+    assert httpx.get(hello, headers=bearer(short)).status_code == 401
+
+
+def test_it_answers_404_elsewhere_and_needs_the_bearer_scheme(
+    live_server: LiveServer, resource_server: str
+) -> None:
+    token = signed_in(live_server.url, register_client())["access_token"]
+    assert httpx.get(f"{resource_server}/nowhere", headers=bearer(token)).status_code == 404
+    basic = {"Authorization": f"Basic {token}"}
+    assert httpx.get(f"{resource_server}/hello", headers=basic).status_code == 401
+
+
+# Last: the rotation leaves the services a key they may not fetch for 30 s (docs/tokens.md).
 def test_after_a_key_rotation_it_still_takes_tokens_of_the_old_key(
     live_server: LiveServer, resource_server: str
 ) -> None:

@@ -85,7 +85,7 @@ def test_the_account_page_asks_a_signed_out_browser_to_sign_in(client: Any) -> N
     page = client.get("/account/passkeys")
 
     assert page.status_code == 401
-    assert 'href="/oauth/sign-in"' in page.text
+    assert 'href="/oauth/sign-in?return_to=/account/passkeys"' in page.text
     assert "script-src" not in page.headers["content-security-policy"]
 
 
@@ -364,3 +364,14 @@ def test_location_has_no_code_when_unmet(client: Any) -> None:
 
     query = parse_qs(urlsplit(answer.headers["location"]).query)
     assert query["error"] == ["unmet_authentication_requirements"]
+
+
+def test_signing_in_from_the_account_page_comes_back_to_it(client: Any) -> None:
+    sign_up(client, 1)
+    link = "/oauth/sign-in?return_to=/account/passkeys"
+
+    answer = submit_sign_in(client, client.get(link), "user1")
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/account/passkeys"
+    assert "You have no passkeys yet." in client.get("/account/passkeys").text

@@ -39,6 +39,13 @@ class EmailMismatch(Exception):
         self.user_id = user.id
 
 
+class AccountInactive(Exception):
+    """The action needs an active account (activate it first)."""
+
+    def __init__(self) -> None:
+        super().__init__("This account is deactivated: activate it first.")
+
+
 class SignUpRefused(users.UserExists, Refusal):
     """A sign-up with a taken username or address: a 409 that keeps its unit of work (the
     client's sign-up count, so doomed sign-ups are bounded like the others)."""
@@ -236,12 +243,18 @@ def delete_account(
     *,
     versions: Iterable[int] | None,
     context: RequestContext,
+    current_password: str | None = None,
 ) -> None:
-    """Delete the user and their sign-ins; never the last active admin (LastAdmin)."""
+    """Delete the user and their sign-ins; never the last active admin (LastAdmin).
+
+    With `current_password` (the /account/ page's confirmation), only if it is the user's,
+    under the sign-in throttle (auth.confirm_password)."""
     if actor is not None:
         ensure_can_manage(actor, user_id)
     user = users.lock_user(session, user_id)
     users.ensure_version(user, versions)
+    if current_password is not None:
+        auth.confirm_password(session, user, current_password, context=context)
     if user.is_admin and user.is_active:
         users.ensure_another_active_admin(session, user)
     auth.revoke_tokens_for(session, user.id)
@@ -325,6 +338,29 @@ def unlock(
         context,
         user_id=user_id,
         actor_id=actor.id if actor else None,
+    )
+
+
+def send_reset_link(
+    session: Session, actor: Account, user_id: int, *, context: RequestContext
+) -> None:
+    """An admin mails a user the link of a forgotten password (the user asked for help): the
+    same link and mail, the same event with the admin as its actor. Not to a deactivated
+    account; past the address's hourly mails, RateLimited (an admin may know that much)."""
+    ensure_admin(actor)
+    user = users.get_user(session, user_id)
+    if not user.is_active:
+        raise AccountInactive
+    if not mail_links.recipient_has_room(session, user.email, utcnow()):
+        raise mail_links.RateLimited(int(mail_links.MAIL_WINDOW.total_seconds()))
+    mail_links.mail_reset_link(session, user)
+    audit.record(
+        session,
+        EventKind.PASSWORD_RESET_REQUESTED,
+        context,
+        user_id=user.id,
+        actor_id=actor.id,
+        detail="sent by an admin",
     )
 
 

@@ -124,6 +124,16 @@ def list_events(
     return EventPage(events=events, next_after=None)
 
 
+def latest_events(session: Session, *, user_id: int, limit: int) -> Sequence[SecurityEvent]:
+    """A user's newest events, newest first (the index on user_id, id)."""
+    return session.scalars(
+        select(SecurityEvent)
+        .where(SecurityEvent.user_id == user_id)
+        .order_by(SecurityEvent.id.desc())
+        .limit(limit)
+    ).all()
+
+
 def purge_events(session: Session, *, older_than: datetime, batch_size: int = 1000) -> int:
     """Delete up to batch_size events older than `older_than`; callers commit per batch."""
     ids = session.scalars(

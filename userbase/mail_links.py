@@ -211,6 +211,13 @@ def request_password_reset(session: Session, email: str, context: RequestContext
         return
     if not recipient_has_room(session, user.email, now):
         return  # silently: a 429 here would tell who has an account
+    mail_reset_link(session, user)
+    audit.record(session, EventKind.PASSWORD_RESET_REQUESTED, context, user_id=user.id)
+
+
+def mail_reset_link(session: Session, user: Addressee) -> None:
+    """Mail the user a link that sets a new password (its rules and audit are the caller's)."""
+    settings = get_settings()
     ttl = timedelta(seconds=settings.reset_token_ttl_seconds)
     token = _issue(session, user, TokenKind.RESET_PASSWORD, ttl)
     mail.enqueue(
@@ -221,7 +228,6 @@ def request_password_reset(session: Session, email: str, context: RequestContext
         link=f"{settings.public_url.rstrip('/')}/reset-password#token={token}",
         minutes=str(int(ttl.total_seconds() // 60)),
     )
-    audit.record(session, EventKind.PASSWORD_RESET_REQUESTED, context, user_id=user.id)
 
 
 def reset_password(

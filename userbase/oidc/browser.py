@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from userbase import audit, auth
@@ -37,10 +37,14 @@ _users, _tokens, _browser = (
     table_of(Token).c,
     table_of(BrowserSignIn).c,
 )
+# Built once with bound parameters, as auth._TOKEN_OWNER is: a statement built on each call
+# costs SQLAlchemy its cache key every time (docs/performance.md), and every page of the
+# console and the hosted pages asks this first.
 _BY_COOKIE = (
     select(*ACCOUNT_COLUMNS, _tokens.id, _browser.authenticated_at, _browser.methods)
     .join_from(table_of(BrowserSignIn), table_of(Token), _browser.sign_in_id == _tokens.id)
     .join(table_of(User), _tokens.user_id == _users.id)
+    .where(_browser.cookie_hash == bindparam("digest"), _tokens.expires_at > bindparam("now"))
 )
 
 
@@ -77,15 +81,8 @@ def current(session: Session, cookie: str | None) -> BrowserUser | None:
     """The live browser sign-in of an active user this cookie names, else None."""
     if not cookie or not _COOKIE_SHAPE.match(cookie):
         return None
-    row = (
-        session.connection()
-        .execute(
-            _BY_COOKIE.where(
-                _browser.cookie_hash == token_digest(cookie), _tokens.expires_at > utcnow()
-            )
-        )
-        .first()
-    )
+    params = {"digest": token_digest(cookie), "now": utcnow()}
+    row = session.connection().execute(_BY_COOKIE, params).first()
     if row is None:
         return None
     *account, sign_in_id, authenticated_at, methods = row

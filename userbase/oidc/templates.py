@@ -2,6 +2,7 @@
 replaceable by a file of the same name in USERBASE_TEMPLATES_DIR, and their headers."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from userbase.config import get_settings
 
@@ -22,8 +24,30 @@ PASSKEYS_SCRIPT = "passkeys.js"
 def _environment(directory: Path | None) -> Environment:
     loaders: list[Any] = [FileSystemLoader(directory)] if directory is not None else []
     loaders.append(PackageLoader("userbase.oidc", "templates"))
+    # The console's pages (/account/, /console/) extend the same base.html.
+    loaders.append(PackageLoader("userbase.console", "templates"))
     # Autoescape everything: the pages show a client's name and an error's description.
-    return Environment(loader=ChoiceLoader(loaders), autoescape=True, undefined=StrictUndefined)
+    # No auto_reload: templates are read once per process (a changed one is read on restart),
+    # not checked on disk at every page.
+    environment = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=StrictUndefined,
+        auto_reload=False,
+    )
+    environment.globals["when"] = when
+    return environment
+
+
+def when(moment: datetime | None) -> Markup:
+    """A time as the pages show it (UTC, to the minute), machine-readable in <time>; "-" for
+    none. A function, not a macro: the console's tables call it on every row (a macro imported
+    `with context` is evaluated anew at each page)."""
+    if moment is None:
+        return Markup("-")
+    return Markup('<time datetime="{}">{}</time>').format(
+        moment.isoformat(), moment.strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def render(name: str, **context: Any) -> str:
@@ -47,18 +71,19 @@ def _origin(uri: str) -> str:
 
 
 def script() -> str:
+    """passkeys.js, the one script of the oidc pages (a file of the package)."""
     return (files("userbase.oidc") / "static" / PASSKEYS_SCRIPT).read_text()
 
 
 def headers(form_targets: Iterable[str] = (), *, scripts: bool = False) -> dict[str, str]:
-    """No framing by anyone (clickjacking), styles from this origin only, forms only to this
-    origin and, where a form's answer redirects to a client, the client's (Chromium checks
-    form-action on the redirects that follow a form). No script at all, but on the pages
-    with passkeys (`scripts`): files of this origin (passkeys.js), which may fetch from it."""
+    """No framing by anyone (clickjacking), no script (or, where `scripts`, scripts from this
+    origin only: never inline), styles from this origin only, forms only to this origin and,
+    where a form's answer redirects to a client, the client's (Chromium checks form-action on
+    the redirects that follow a form)."""
     targets = " ".join(sorted({_origin(uri) for uri in form_targets}))
-    script_src = "script-src 'self'; connect-src 'self'; " if scripts else ""
+    script = "script-src 'self'; connect-src 'self'; " if scripts else ""
     csp = (
-        f"default-src 'none'; {script_src}style-src 'self'; img-src 'self'; base-uri 'none'; "
+        f"default-src 'none'; {script}style-src 'self'; img-src 'self'; base-uri 'none'; "
         f"form-action 'self' {targets}".rstrip()
         + "; frame-ancestors 'none'"
     )

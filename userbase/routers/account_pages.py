@@ -5,21 +5,20 @@ URL), so a person who signs up goes back to signing in to the application that s
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Cookie, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, Response
 
 from userbase import accounts, mail_links
 from userbase.admission import HASHING_TURN
-from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.oidc import csrf, templates
+from userbase.oidc import csrf
 from userbase.routers.dependencies import RequestContextDep
+from userbase.routers.hosted import CsrfCookie, Page
 from userbase.schemas import ForgotPassword, UserCreate
 
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
-CsrfCookie = Annotated[str | None, Cookie(alias=csrf.CSRF_COOKIE)]
 _SIGN_UP_FIELDS = ("username", "email", "password")
 _FIELD_NAMES = {"username": "Username", "email": "Email address", "password": "Password"}
 
@@ -35,29 +34,16 @@ Form = Annotated[dict[str, str], Depends(_form)]
 def _page(
     request: Request, csrf_cookie: str | None, template: str, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
-    cookie = csrf_cookie or csrf.new_cookie()
+    page = Page(csrf_cookie)
     query = f"?{urlencode(request.query_params.multi_items())}" if request.query_params else ""
-    response = HTMLResponse(
-        templates.render(
-            template,
-            action=f"{request.url.path}{query}",
-            sign_in_url=f"/oauth/authorize{query}" if query else "/oauth/sign-in",
-            csrf_token=csrf.form_token(cookie, template),
-            **context,
-        ),
-        status_code=status,
-        headers=templates.headers(),
+    return page.html(
+        template,
+        status=status,
+        action=f"{request.url.path}{query}",
+        sign_in_url=f"/oauth/authorize{query}" if query else "/oauth/sign-in",
+        csrf_token=page.token(template),
+        **context,
     )
-    if csrf_cookie is None:
-        response.set_cookie(
-            csrf.CSRF_COOKIE,
-            cookie,
-            path="/oauth",
-            secure=get_settings().public_url.startswith("https://"),
-            httponly=True,
-            samesite="lax",
-        )
-    return response
 
 
 @router.get("/forgot-password")

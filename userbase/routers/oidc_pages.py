@@ -6,7 +6,7 @@ reads forms and cookies and answers."""
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Cookie, Depends, Request
+from fastapi import APIRouter, Cookie, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from userbase import auth
@@ -20,6 +20,7 @@ from userbase.oidc import csrf, logout, templates
 from userbase.oidc.browser import BrowserUser
 from userbase.routers.auth import DEVICE_COOKIE
 from userbase.routers.dependencies import RequestContextDep
+from userbase.routers.hosted import BrowserCookie, CsrfCookie, FormPairs, Page, return_to, secure
 
 router = APIRouter(prefix="/oauth", include_in_schema=False)
 
@@ -32,69 +33,14 @@ FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
 PASSKEY_SIGN_IN_PATH = "/oauth/sign-in/passkey"
 SIGN_IN_PURPOSE = "sign-in"
 
-BrowserCookie = Annotated[str | None, Cookie(alias=browsers.COOKIE)]
-CsrfCookie = Annotated[str | None, Cookie(alias=csrf.CSRF_COOKIE)]
 DeviceCookie = Annotated[str | None, Cookie(alias=DEVICE_COOKIE)]
-
-
-async def _form_pairs(request: Request) -> list[tuple[str, str]]:
-    """Every field of a form body (an authorization request may be POSTed, Core 3.1.2.1)."""
-    form = await request.form()
-    return [(key, value) for key, value in form.multi_items() if isinstance(value, str)]
-
-
-FormPairs = Annotated[list[tuple[str, str]], Depends(_form_pairs)]
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:
     return request.query_params.multi_items()
 
 
-def _secure() -> bool:
-    return get_settings().public_url.startswith("https://")
-
-
-class Page:
-    """A page being answered, with the CSRF cookie it needs (made when the browser has none)."""
-
-    def __init__(self, csrf_cookie: str | None, *, cookie_path: str = "/oauth") -> None:
-        self.csrf_cookie = csrf_cookie or csrf.new_cookie()
-        self.new_cookie = csrf_cookie is None
-        self.cookie_path = cookie_path
-
-    def token(self, purpose: str) -> str:
-        return csrf.form_token(self.csrf_cookie, purpose)
-
-    def html(
-        self,
-        template: str,
-        *,
-        status: int = 200,
-        form_targets: tuple[str, ...] = (),
-        scripts: bool = False,
-        **context: object,
-    ) -> HTMLResponse:
-        response = HTMLResponse(
-            templates.render(template, **context),
-            status_code=status,
-            headers=templates.headers(form_targets, scripts=scripts),
-        )
-        if self.new_cookie:
-            response.set_cookie(
-                csrf.CSRF_COOKIE,
-                self.csrf_cookie,
-                path=self.cookie_path,
-                secure=_secure(),
-                httponly=True,
-                samesite="lax",
-            )
-        return response
-
-    def error(self, status: int, message: str, title: str = "Something went wrong") -> HTMLResponse:
-        return self.html("error.html", status=status, title=title, message=message)
-
-
-def sign_in_page_html(
+def _sign_in_page(
     page: Page,
     pairs: list[tuple[str, str]],
     *,
@@ -138,7 +84,7 @@ def _answer(
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
     if isinstance(outcome, flow.SignInPage):
-        return sign_in_page_html(
+        return _sign_in_page(
             page,
             pairs,
             client_name=outcome.client_name,
@@ -202,13 +148,13 @@ def answer_refused(
     """The sign-in page again, saying why: 429 with Retry-After when throttled, 403 for an
     address not verified yet, else 401."""
     status = {auth.LoginThrottled: 429, auth.EmailNotVerified: 403}.get(type(refused), 401)
-    refusal = sign_in_page_html(page, pairs, username=username, error=str(refused), status=status)
+    refusal = _sign_in_page(page, pairs, username=username, error=str(refused), status=status)
     if isinstance(refused, auth.LoginThrottled):
         refusal.headers["Retry-After"] = str(refused.retry_after)
     return refusal
 
 
-def second_factor_page(
+def _second_factor_page(
     page: Page,
     pairs: list[tuple[str, str]],
     *,
@@ -236,12 +182,17 @@ def sign_in_page(
     """The sign-in page by itself (no application asking): the authorization request's
     page is the same form, reached through /oauth/authorize."""
     page = Page(csrf_cookie)
+    pairs = query_pairs(request)
     browser = browsers.current(db, sso)
-    if browser is not None and not request.query_params:
-        return page.html(
-            "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
-        )
-    return sign_in_page_html(page, query_pairs(request))
+    if browser is not None:
+        back = return_to(pairs)
+        if back is not None:
+            return RedirectResponse(back, status_code=302)
+        if not pairs:
+            return page.html(
+                "signed_in.html", username=browser.user.username, logout_url="/oauth/logout"
+            )
+    return _sign_in_page(page, pairs)
 
 
 @router.post("/sign-in", dependencies=[HASHING_TURN])
@@ -261,7 +212,7 @@ def sign_in(
     page = Page(csrf_cookie)
     username = fields.get("username", "").strip()
     if not csrf.is_valid(csrf_cookie, SIGN_IN_PURPOSE, fields.get(csrf.FIELD)):
-        return sign_in_page_html(
+        return _sign_in_page(
             page,
             pairs,
             username=username,
@@ -279,7 +230,7 @@ def sign_in(
         )
     except auth.SecondFactorRequired as waiting:
         # Answered, not raised: get_db commits the waiting sign-in.
-        return second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
+        return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
         return answer_refused(page, pairs, refused, username=username)
@@ -297,7 +248,10 @@ def answer_signed_in(
     with goes on (or the page says who is signed in)."""
     browser = made.signed_in
     response: Response
-    if pairs:
+    back = return_to(pairs)
+    if back is not None:  # /account/ or /console/ sent the browser here
+        response = RedirectResponse(back, status_code=303)
+    elif pairs:
         outcome = flow.authorize(db, pairs, browser=browser, context=context, signed_in_now=True)
         response = _answer(outcome, page, pairs, browser, after_form=True)
     else:
@@ -309,7 +263,7 @@ def answer_signed_in(
         made.cookie,
         max_age=made.max_age,
         path="/",
-        secure=_secure(),
+        secure=secure(),
         httponly=True,
         samesite="lax",
     )
@@ -319,7 +273,7 @@ def answer_signed_in(
             made.device_token,
             max_age=get_settings().device_cookie_days * 86400,
             path=SIGN_IN_PATH,
-            secure=_secure(),
+            secure=secure(),
             httponly=True,
             samesite="strict",
         )
@@ -345,7 +299,7 @@ def sign_in_second_factor(
     mfa_token = fields.get("mfa_token", "")
     if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
-        return second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
+        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
     passkey = fields.get("credential") or None
     code = None if passkey else fields.get("code", "").replace(" ", "") or None
     recovery_code = None if code or passkey else fields.get("recovery_code", "").strip() or None
@@ -365,7 +319,7 @@ def sign_in_second_factor(
         # the password. Answered, not raised: get_db commits what the refusal counted.
         return answer_refused(page, pairs, refused)
     except challenges.WrongSecondFactor as wrong:
-        return second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
+        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
     return answer_signed_in(db, context, page, pairs, made)
 
 
@@ -423,7 +377,7 @@ def _end_session(
     else:
         response = page.html("signed_out.html")
     response.delete_cookie(
-        browsers.COOKIE, path="/", secure=_secure(), httponly=True, samesite="lax"
+        browsers.COOKIE, path="/", secure=secure(), httponly=True, samesite="lax"
     )
     return response
 

@@ -20,16 +20,13 @@ from userbase.oidc import csrf, templates
 from userbase.oidc.browser import BrowserUser
 from userbase.problem import problem
 from userbase.routers.dependencies import RequestContextDep
+from userbase.routers.hosted import RETURN_TO, BrowserCookie, CsrfCookie, FormPairs, Page
 from userbase.routers.oidc_pages import (
     PASSKEY_SIGN_IN_PATH,
     SECOND_FACTOR_PATH,
     SIGN_IN_PATH,
     SIGN_IN_PURPOSE,
-    BrowserCookie,
-    CsrfCookie,
     DeviceCookie,
-    FormPairs,
-    Page,
     answer_refused,
     answer_signed_in,
     query_pairs,
@@ -141,10 +138,6 @@ def second_factor_passkey_options(
 # /account/passkeys: the signed-in browser's own passkeys.
 
 
-def _account_page(csrf_cookie: str | None) -> Page:
-    return Page(csrf_cookie, cookie_path=ACCOUNT_PASSKEYS_PATH)
-
-
 def _purpose(browser: BrowserUser) -> str:
     return f"passkeys:{browser.sign_in_id}"
 
@@ -163,7 +156,7 @@ def _list_page(
             "account_passkeys.html",
             status=401 if status == 200 else status,
             signed_in=False,
-            sign_in_url=SIGN_IN_PATH,
+            sign_in_url=f"{SIGN_IN_PATH}?{RETURN_TO}={ACCOUNT_PASSKEYS_PATH}",
         )
     return page.html(
         "account_passkeys.html",
@@ -190,7 +183,7 @@ def account_passkeys(
     request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
 ) -> Response:
     notice = _NOTICES.get(request.query_params.get("done", ""))
-    return _list_page(db, _account_page(csrf_cookie), browsers.current(db, sso), notice=notice)
+    return _list_page(db, Page(csrf_cookie), browsers.current(db, sso), notice=notice)
 
 
 @router.post(f"{ACCOUNT_PASSKEYS_PATH}/registration", dependencies=[HASHING_TURN])
@@ -229,7 +222,7 @@ def add_passkey(
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
     fields = dict(reversed(form))
-    page = _account_page(csrf_cookie)
+    page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
     if browser is None:
         return _list_page(db, page, None)
@@ -260,7 +253,7 @@ def remove_passkey(
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
     fields = dict(reversed(form))
-    page = _account_page(csrf_cookie)
+    page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
     if browser is None:
         return _list_page(db, page, None)
