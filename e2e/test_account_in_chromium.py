@@ -54,7 +54,7 @@ def test_a_user_manages_their_account_in_chromium(
     assert "/oauth/sign-in?return_to=" in page.url
     page.get_by_label("Username or email").fill("user1")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{server.url}/account/")
     assert "Signed in as user1@example.com" in page.locator("header").inner_text()
     check(page, artifacts, "profile")

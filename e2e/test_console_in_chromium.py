@@ -50,7 +50,7 @@ def check(page: Any, seen: PageWatch, artifacts: Path, name: str) -> None:
 def sign_in(page: Any, login: str) -> None:
     page.get_by_label("Username or email").fill(login)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def api_token(server: LiveServer, login: str) -> str:

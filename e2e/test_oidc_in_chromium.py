@@ -79,7 +79,7 @@ def test_relying_parties_sign_in_through_chromium_with_single_sign_on_and_logout
         page.screenshot(path=artifacts / "oidc-sign-in.png", full_page=True)
         page.get_by_label("Username or email").fill("user1")
         page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
 
         # A third-party application: the consent page, then back to Notes, signed in.
         page.get_by_role("heading", name="Allow Notes to use your account?").wait_for()

@@ -145,17 +145,19 @@ class LiveServer:
         command: tuple[str, ...] = UVICORN,
         host: str = "127.0.0.1",
         public_url_is_own: bool = False,
+        public_host: str = "127.0.0.1",
         **env: str,
     ) -> None:
         """`output`: a file for the server's stdout and stderr (its logs); default: inherited.
         `command`: what follows `python -m` (UVICORN or USERBASE_SERVE, and options);
         `host`: the address it binds (it is reached on 127.0.0.1 in any case);
         `public_url_is_own`: USERBASE_PUBLIC_URL is its own address (the OpenID Connect
-        issuer a client library finds it at)."""
+        issuer a client library finds it at), under the name `public_host` (WebAuthn takes no
+        IP address for its relying party: the passkey tests say localhost)."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if public_url_is_own:
-            env = {**env, "USERBASE_PUBLIC_URL": self.url}
+            env = {**env, "USERBASE_PUBLIC_URL": f"http://{public_host}:{self.port}"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", *command, "--host", host, "--port", str(self.port)],
             env={**os.environ, "DATABASE_URL": database_url, **env},

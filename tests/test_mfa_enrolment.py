@@ -51,7 +51,7 @@ def test_enrolment_gives_a_secret_and_a_uri_an_authenticator_app_reads(
     # Not active until confirmed: the password alone still signs in.
     assert sign_in(client, "user1").status_code == 200
     status = client.get("/users/me/mfa", headers=bearer(token)).json()
-    assert status == {"totp": False, "recovery_codes_left": 0}
+    assert status == {"totp": False, "passkeys": 0, "recovery_codes_left": 0}
     assert "mfa_enrolment_started" in events(user["id"])
 
 
@@ -97,6 +97,7 @@ def test_confirming_activates_it_and_shows_ten_recovery_codes_stored_as_digests(
     assert again.status_code == 409
     assert client.get("/users/me/mfa", headers=bearer(token)).json() == {
         "totp": True,
+        "passkeys": 0,
         "recovery_codes_left": 10,
     }
     with SessionLocal() as session:

@@ -2,6 +2,7 @@
 hosted pages, consent, the code grant, the ID token and UserInfo. docs/oidc.md lists the
 OpenID Foundation's Basic OP rules with the test of each."""
 
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -491,21 +492,29 @@ def test_the_browser_cookie_is_httponly_lax_and_secure_on_https(
     assert parse_qs(urlsplit(answer.headers["location"]).query)["iss"] == ["https://id.example.com"]
 
 
-def test_pages_forbid_framing_and_run_no_script(client: Any) -> None:
+def test_pages_forbid_framing_and_run_no_script_but_the_passkeys_file(client: Any) -> None:
     rp = register_rp()
-    for path in (
-        AuthRequest(rp.client_id).url(),
-        "/oauth/authorize?client_id=nobody",
-        "/oauth/sign-in",
+    for path, scripts in (
+        (AuthRequest(rp.client_id).url(), True),  # the sign-in page: "Sign in with a passkey"
+        ("/oauth/authorize?client_id=nobody", False),
+        ("/oauth/sign-in", True),
     ):
         page = client.get(path)
         csp = page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp
         assert "default-src 'none'" in csp
-        assert "script-src" not in csp  # default-src 'none': no script at all
         assert page.headers["x-frame-options"] == "DENY"
-        assert "<script" not in page.text
+        scripts_run = re.findall(r"<script[^>]*>", page.text)
+        if scripts:  # only this origin's files, none inline (docs/mfa.md)
+            assert "script-src 'self';" in csp
+            assert scripts_run == ['<script src="/oauth/passkeys.js" defer>']
+        else:
+            assert "script-src" not in csp  # default-src 'none': no script at all
+            assert scripts_run == []
     assert client.get("/oauth/pages.css").headers["content-type"].startswith("text/css")
+    script = client.get("/oauth/passkeys.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "parseRequestOptionsFromJSON" in script.text
 
 
 def test_the_sign_in_form_is_labelled_and_its_error_tied_to_the_fields(client: Any) -> None:

@@ -27,7 +27,7 @@ from userbase.credentials import SignInRefused as SignInRefused
 from userbase.credentials import WrongPassword as WrongPassword
 from userbase.credentials import confirm_password as confirm_password
 from userbase.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
-from userbase.mfa import challenges, factors
+from userbase.mfa import challenges, factors, passkeys
 from userbase.mfa.challenges import SecondFactorRequired as SecondFactorRequired
 from userbase.models import USER_AGENT_MAX, Token, User, table_of, utcnow
 from userbase.security import (
@@ -83,7 +83,8 @@ class IssuedToken:
     token_id: int | None = None
     # The device token of the client that signed in (see _device_limits): a cookie.
     device_token: str | None = None
-    # The second factor that completed the sign-in (complete_sign_in): "totp", "recovery_code".
+    # The second factor that completed the sign-in (complete_sign_in): "totp", "passkey",
+    # "recovery_code"; or "passkey" alone for a sign-in with a passkey (sign_in_with_passkey).
     second_factor: str | None = None
 
 
@@ -152,6 +153,7 @@ def complete_sign_in(
     mfa_token: str,
     code: str | None = None,
     recovery_code: str | None = None,
+    passkey: passkeys.Credential | None = None,
     context: RequestContext,
     device_token: str | None = None,
     client_id: int | None = None,
@@ -166,6 +168,7 @@ def complete_sign_in(
         mfa_token,
         code=code,
         recovery_code=recovery_code,
+        passkey=passkey,
         client_id=client_id,
         context=context,
     )
@@ -181,6 +184,68 @@ def complete_sign_in(
         detail=f"second_factor={passed.method}",
     )
     return replace(issued, second_factor=passed.method)
+
+
+def passkey_sign_in_options(session: Session, *, binding: str) -> str:
+    """The options (JSON) of navigator.credentials.get() for a sign-in with a passkey alone:
+    any discoverable credential, over a challenge bound to `binding` (the browser's)."""
+    return passkeys.authentication_options(
+        session, purpose=passkeys.SIGN_IN, user_id=None, binding=binding, now=utcnow()
+    )
+
+
+def sign_in_with_passkey(
+    session: Session,
+    *,
+    credential: passkeys.Credential,
+    binding: str,
+    context: RequestContext,
+    device_token: str | None = None,
+    client_id: int | None = None,
+    browser: bool = False,
+) -> IssuedToken:
+    """A sign-in with a passkey alone (no username: the credential names its user), its
+    answer to passkey_sign_in_options over `binding`. A user-verified passkey is two factors
+    (passkeys.py), so no second step follows. Raises passkeys.PasskeyRejected (audited with
+    why; one message whatever it is) or EmailNotVerified.
+
+    The password's throttle is not consulted: an assertion cannot be guessed, and a user
+    locked out by someone else's wrong passwords still signs in with their passkey.
+    """
+    try:
+        passkey = passkeys.verify_assertion(
+            session,
+            credential,
+            purpose=passkeys.SIGN_IN,
+            user_id=None,
+            binding=binding,
+            now=utcnow(),
+        )
+    except passkeys.PasskeyRejected as rejected:
+        _passkey_refused(session, rejected, context)
+        raise
+    user = session.get(User, passkey.user_id)
+    if user is None or not user.is_active:
+        inactive = passkeys.PasskeyRejected("inactive", user_id=passkey.user_id)
+        _passkey_refused(session, inactive, context)
+        raise inactive
+    if get_settings().require_verified_email and not user.email_verified:
+        audit.record(
+            session, EventKind.LOGIN_FAILED, context, user_id=user.id, detail="email_not_verified"
+        )
+        raise EmailNotVerified(user_id=user.id)
+    device_id = devices.trusted_device(session, user.id, device_token, utcnow())
+    issued = _issue_sign_in(session, user.id, context, client_id, device_token, device_id, browser)
+    audit.record(session, EventKind.LOGIN_SUCCEEDED, context, user_id=user.id, detail=passkeys.KIND)
+    return replace(issued, second_factor=passkeys.KIND)
+
+
+def _passkey_refused(
+    session: Session, rejected: passkeys.PasskeyRejected, context: RequestContext
+) -> None:
+    LOGIN_FAILURES.inc()
+    detail = f"{passkeys.KIND}: {rejected.reason}"
+    audit.record(session, EventKind.LOGIN_FAILED, context, user_id=rejected.user_id, detail=detail)
 
 
 def _check_credentials(

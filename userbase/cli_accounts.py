@@ -164,18 +164,22 @@ def reset_mfa(
 def purge_tokens(
     batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Rows per transaction.")] = 1000,
 ) -> None:
-    """Delete expired bearer tokens (and mfa_tokens), a batch per transaction (no long lock
-    on a live table).
+    """Delete expired bearer tokens (and mfa_tokens and passkey challenges), a batch per
+    transaction (no long lock on a live table).
 
     Example: userbase purge-tokens   (run it from cron, e.g. hourly)
     """
     _on_database_time()
     from userbase import auth
     from userbase.database import SessionLocal
-    from userbase.mfa import challenges
+    from userbase.mfa import challenges, passkey_challenges
 
     total = 0
-    for purge in (auth.purge_expired_tokens, challenges.purge_expired):
+    for purge in (
+        auth.purge_expired_tokens,
+        challenges.purge_expired,
+        passkey_challenges.purge_expired,
+    ):
         while True:
             with SessionLocal.begin() as session:
                 purged = purge(session, batch_size=batch_size)

@@ -23,7 +23,7 @@ from userbase import accounts, auth, mail_links, sign_ins, users
 from userbase.admission import HashingBusy
 from userbase.db_errors import is_database_unavailable
 from userbase.logs import request_id_var
-from userbase.mfa import challenges, factors
+from userbase.mfa import challenges, factors, passkeys
 from userbase.oidc.consent import ConsentNotFound
 from userbase.permissions import Forbidden
 from userbase.problem import RETRY_AFTER_SECONDS, ProblemResponse, problem
@@ -133,6 +133,7 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
 _STATUS_OF: dict[type[Exception], int] = {
     mail_links.InvalidActionToken: 400,
     factors.WrongCode: 400,
+    passkeys.PasskeyRejected: 400,
     auth.InvalidCredentials: 401,
     auth.NotAuthenticated: 401,
     challenges.SecondFactorRequired: 401,
@@ -147,6 +148,7 @@ _STATUS_OF: dict[type[Exception], int] = {
     ClientNotFound: 404,
     sign_ins.SignInNotFound: 404,
     ConsentNotFound: 404,
+    passkeys.PasskeyNotFound: 404,
     users.UserExists: 409,
     PublicClientHasNoSecret: 409,
     users.LastAdmin: 409,
@@ -155,8 +157,10 @@ _STATUS_OF: dict[type[Exception], int] = {
     factors.AlreadyEnrolled: 409,
     factors.NoEnrolment: 409,
     factors.NoSecondFactor: 409,
+    passkeys.PasskeyExists: 409,
     users.StaleVersion: 412,
     InvalidClientSettings: 422,
+    passkeys.InvalidPasskeyName: 422,
     auth.LoginThrottled: 429,
     mail_links.RateLimited: 429,
 }

@@ -4,11 +4,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Computed,
     DateTime,
     Dialect,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -349,6 +351,50 @@ class MfaChallenge(Base):
         ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )
     device_id: Mapped[int | None] = mapped_column()
+
+
+class Passkey(Base):
+    """A user's passkey (userbase/mfa/passkeys.py): a WebAuthn discoverable credential.
+
+    The credential id is up to 1023 bytes (WebAuthn Level 3, 5.8.3): too long for a unique
+    index on MariaDB (3072 bytes a key) as text, so it is found by its SHA-256
+    (`credential_key`). `sign_count` is the authenticator's counter at the last use: an
+    assertion whose counter does not go past it (once either is non-zero) is refused.
+    """
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_key: Mapped[str] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # WebAuthn's user.id of the account at registration: an assertion's userHandle must match.
+    user_handle: Mapped[bytes] = mapped_column(LargeBinary)
+    # An unsigned 32-bit counter (WebAuthn 6.1.1): beyond a signed Integer.
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    transports: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PasskeyChallenge(Base):
+    """A WebAuthn challenge handed out (only its SHA-256 is stored): single use, short-lived,
+    for one purpose, and bound to what asked for it (the user, the browser's CSRF cookie or
+    the waiting sign-in's mfa_token, as a SHA-256 in `binding`)."""
+
+    __tablename__ = "passkey_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    binding: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ThrottleEvent(Base):

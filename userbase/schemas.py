@@ -314,12 +314,58 @@ class SecondFactorSignIn(BaseModel):
     mfa_token: ActionTokenText
     code: TotpCode | None = None
     recovery_code: RecoveryCodeText | None = None
+    passkey: dict[str, Any] | None = Field(
+        default=None,
+        description="A passkey's answer (PublicKeyCredential.toJSON()) to the options of "
+        "POST /auth/token/mfa/passkey.",
+    )
 
     @model_validator(mode="after")
     def _one_code(self) -> "SecondFactorSignIn":
-        if (self.code is None) == (self.recovery_code is None):
-            raise PydanticCustomError("one_code", "send code or recovery_code (one of them)")
+        given = [self.code, self.recovery_code, self.passkey]
+        if sum(value is not None for value in given) != 1:
+            raise PydanticCustomError(
+                "one_code", "send code, recovery_code or passkey (one of them)"
+            )
         return self
+
+
+class MfaTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mfa_token: ActionTokenText
+
+
+PasskeyName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class PasskeyIn(BaseModel):
+    """A new passkey: the authenticator's answer to the registration options, and a name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PasskeyName = Field(description="To tell your passkeys apart, e.g. 'Laptop'.")
+    credential: dict[str, Any] = Field(
+        description="PublicKeyCredential.toJSON() of navigator.credentials.create()."
+    )
+
+
+class PasskeyRename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PasskeyName
+
+
+class PasskeyOut(BaseModel):
+    id: int
+    name: str
+    transports: list[str] = Field(description="How the browser reaches it: internal, usb...")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class PasskeysOut(BaseModel):
+    passkeys: list[PasskeyOut]
 
 
 class TotpEnrolmentOut(BaseModel):
@@ -333,6 +379,7 @@ class RecoveryCodesOut(BaseModel):
 
 class SecondFactorsOut(BaseModel):
     totp: bool = Field(description="An authenticator app is active.")
+    passkeys: int = Field(description="How many passkeys the account has.")
     recovery_codes_left: int
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from userbase import credentials
 from userbase.audit import EventKind, RequestContext
-from userbase.mfa import recovery_codes, totp
+from userbase.mfa import passkeys, recovery_codes, totp
 from userbase.models import MfaChallenge, MfaFactor, User, utcnow
 from userbase.refusals import Refusal
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
@@ -36,7 +36,7 @@ class SecondFactorRequired(Refusal):
     def __init__(self, mfa_token: str, *, expires_in: int, user_id: int) -> None:
         super().__init__(
             "A second factor is required: send the mfa_token with a code from your "
-            "authenticator app (or a recovery code) to POST /auth/token/mfa."
+            "authenticator app, a passkey's answer or a recovery code to POST /auth/token/mfa."
         )
         self.mfa_token = mfa_token
         self.expires_in = expires_in
@@ -115,6 +115,20 @@ def _live_challenge(
     return challenge
 
 
+def passkey_options(session: Session, mfa_token: str, *, client_id: int | None) -> str:
+    """The options (JSON) of navigator.credentials.get() for the second factor of the sign-in
+    `mfa_token` names: one of its user's passkeys, over a challenge bound to the token."""
+    now = utcnow()
+    challenge = _live_challenge(session, mfa_token, client_id, now)
+    return passkeys.authentication_options(
+        session,
+        purpose=passkeys.SECOND_FACTOR,
+        user_id=challenge.user_id,
+        binding=challenge.token_hash,
+        now=now,
+    )
+
+
 def redeem(
     session: Session,
     mfa_token: str,
@@ -123,8 +137,10 @@ def redeem(
     recovery_code: str | None,
     client_id: int | None,
     context: RequestContext,
+    passkey: passkeys.Credential | None = None,
 ) -> Passed:
-    """Check the second factor of the sign-in `mfa_token` names; spend the token when right.
+    """Check the second factor of the sign-in `mfa_token` names (a TOTP code, a passkey's
+    answer to passkey_options, or a recovery code); spend the token when right.
 
     Raises InvalidMfaToken, LoginThrottled (the account's sign-in throttle, before any code is
     looked at) or WrongSecondFactor (counted and audited; the fifth spends the token).
@@ -135,27 +151,42 @@ def redeem(
     device_key = f"device:{challenge.device_id}" if challenge.device_id else None
     limits = credentials.account_limits(user_id, context, key=device_key)
     credentials.ensure_not_throttled(session, user_id, limits, context, detail="second_factor")
-    factor = session.scalars(
-        select(MfaFactor).where(
-            MfaFactor.user_id == user_id,
-            MfaFactor.kind == totp.KIND,
-            MfaFactor.confirmed_at.is_not(None),
-        )
-    ).first()
     user = session.get(User, user_id)
-    if factor is None or user is None or not user.is_active:  # removed or deactivated since
+    if user is None or not user.is_active:  # deactivated since
         raise InvalidMfaToken
+    method, detail = "recovery_code", "recovery_code"
     if code is not None:
-        method, passed = totp.KIND, totp.accept(session, factor, code, now)
+        method = detail = totp.KIND
+        factor = session.scalars(
+            select(MfaFactor).where(
+                MfaFactor.user_id == user_id,
+                MfaFactor.kind == totp.KIND,
+                MfaFactor.confirmed_at.is_not(None),
+            )
+        ).first()
+        passed = factor is not None and totp.accept(session, factor, code, now)
+    elif passkey is not None:
+        method = passkeys.KIND
+        try:
+            passkeys.verify_assertion(
+                session,
+                passkey,
+                purpose=passkeys.SECOND_FACTOR,
+                user_id=user_id,
+                binding=challenge.token_hash,
+                now=now,
+            )
+            passed = True
+        except passkeys.PasskeyRejected as rejected:
+            passed, detail = False, f"{passkeys.KIND}: {rejected.reason}"
     else:
-        method = "recovery_code"
         passed = recovery_code is not None and recovery_codes.redeem(
             session, user_id, recovery_code, now
         )
     if not passed:
         challenge.failures += 1
         credentials.count_failure(
-            session, user_id, limits, context, kind=EventKind.MFA_FAILED, detail=method
+            session, user_id, limits, context, kind=EventKind.MFA_FAILED, detail=detail
         )
         raise WrongSecondFactor(attempts_left=MAX_FAILURES - challenge.failures)
     challenge.used_at = now

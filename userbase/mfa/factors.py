@@ -1,6 +1,9 @@
-"""The workflows on a user's second factors: enrol a TOTP authenticator and confirm it, make new
-recovery codes, remove the authenticator, an admin's (or the operator's) reset of every factor;
-and the admins rule, USERBASE_REQUIRE_MFA_FOR_ADMINS.
+"""The workflows on a user's second factors: enrol a TOTP authenticator and confirm it, add and
+remove passkeys, make new recovery codes, remove the authenticator, an admin's (or the
+operator's) reset of every factor; and the admins rule, USERBASE_REQUIRE_MFA_FOR_ADMINS.
+
+A second factor is a confirmed TOTP authenticator or any passkey (passkeys.py); recovery codes
+stand in for either, and go with the last of them.
 
 Each checks its rules, writes the change, records the audit event and queues the mail in the
 caller's unit of work. `actor` is the signed-in account acting, or None for the operator at
@@ -15,8 +18,8 @@ from sqlalchemy.orm import Session
 from userbase import audit, credentials, mail, users
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
-from userbase.mfa import challenges, recovery_codes, totp
-from userbase.models import MfaFactor, utcnow
+from userbase.mfa import challenges, passkeys, recovery_codes, totp
+from userbase.models import MfaFactor, Passkey, utcnow
 from userbase.permissions import ensure_admin
 from userbase.refusals import Refusal
 from userbase.users import Account
@@ -53,7 +56,8 @@ class EnrolmentRequired(Exception):
     def __init__(self) -> None:
         super().__init__(
             "Admins must have a second factor: enrol one (POST /users/me/mfa/totp, then "
-            "/users/me/mfa/totp/confirm) before anything else."
+            "/users/me/mfa/totp/confirm; or a passkey, POST /users/me/mfa/passkeys/registration "
+            "then /users/me/mfa/passkeys) before anything else."
         )
 
 
@@ -68,11 +72,11 @@ class Enrolment:
 @dataclass(frozen=True, slots=True)
 class Status:
     totp: bool
+    passkeys: int
     recovery_codes_left: int
 
 
-def has_second_factor(session: Session, user_id: int) -> bool:
-    """Whether the user has an active (confirmed) second factor."""
+def _has_totp(session: Session, user_id: int) -> bool:
     active = exists().where(
         MfaFactor.user_id == user_id,
         MfaFactor.kind == totp.KIND,
@@ -81,10 +85,18 @@ def has_second_factor(session: Session, user_id: int) -> bool:
     return bool(session.scalar(select(active)))
 
 
+def has_second_factor(session: Session, user_id: int) -> bool:
+    """Whether the user has an active second factor: a confirmed TOTP authenticator or a
+    passkey."""
+    return _has_totp(session, user_id) or bool(
+        session.scalar(select(exists().where(Passkey.user_id == user_id)))
+    )
+
+
 def status(session: Session, user_id: int) -> Status:
-    active = has_second_factor(session, user_id)
-    left = recovery_codes.remaining(session, user_id) if active else 0
-    return Status(totp=active, recovery_codes_left=left)
+    has_totp, keys = _has_totp(session, user_id), passkeys.count(session, user_id)
+    left = recovery_codes.remaining(session, user_id) if has_totp or keys else 0
+    return Status(totp=has_totp, passkeys=keys, recovery_codes_left=left)
 
 
 def ensure_enrolled_if_required(session: Session, account: Account) -> None:
@@ -161,21 +173,90 @@ def regenerate_recovery_codes(
 
 def _remove_every_factor(session: Session, user_id: int) -> bool:
     removed = session.execute(delete(MfaFactor).where(MfaFactor.user_id == user_id))
+    removed_passkeys = passkeys.delete_all(session, user_id)
     recovery_codes.delete_all(session, user_id)
     challenges.end_all(session, user_id)
-    return bool(removed.rowcount)  # type: ignore[attr-defined]
+    return bool(removed.rowcount) or removed_passkeys  # type: ignore[attr-defined]
+
+
+def _after_removal(session: Session, user_id: int) -> None:
+    """Waiting sign-ins end (their factors changed); with the last factor, the recovery
+    codes go too."""
+    if not has_second_factor(session, user_id):
+        recovery_codes.delete_all(session, user_id)
+    challenges.end_all(session, user_id)
 
 
 def remove_totp(
     session: Session, actor: Account, *, current_password: str, context: RequestContext
 ) -> None:
-    """The user removes their authenticator (and so their recovery codes)."""
+    """The user removes their authenticator (and their recovery codes, unless a passkey
+    stays)."""
     user = users.lock_user(session, actor.id)
     credentials.confirm_password(session, user, current_password, context=context)
-    if not has_second_factor(session, user.id):
+    if not _has_totp(session, user.id):
         raise NoSecondFactor
-    _remove_every_factor(session, user.id)
+    session.execute(delete(MfaFactor).where(MfaFactor.user_id == user.id))
+    _after_removal(session, user.id)
     audit.record(session, EventKind.MFA_REMOVED, context, user_id=user.id, detail=totp.KIND)
+
+
+def begin_passkey(
+    session: Session,
+    actor: Account,
+    *,
+    current_password: str,
+    binding: str | None,
+    context: RequestContext,
+) -> str:
+    """The options (JSON) for navigator.credentials.create(): a new passkey, confirmed with
+    the password (a passkey signs in alone: a stolen bearer token must not add one)."""
+    user = users.lock_user(session, actor.id)
+    credentials.confirm_password(session, user, current_password, context=context)
+    options = passkeys.registration_options(session, actor, binding=binding, now=utcnow())
+    audit.record(
+        session, EventKind.MFA_ENROLMENT_STARTED, context, user_id=user.id, detail=passkeys.KIND
+    )
+    return options
+
+
+def add_passkey(
+    session: Session,
+    actor: Account,
+    credential: passkeys.Credential,
+    *,
+    name: str,
+    binding: str | None,
+    context: RequestContext,
+) -> passkeys.PasskeyView:
+    """Keep the passkey the authenticator made for begin_passkey's options (audited)."""
+    users.lock_user(session, actor.id)
+    return passkeys.register(
+        session, actor, credential, name=name, binding=binding, context=context, now=utcnow()
+    )
+
+
+def remove_passkey(
+    session: Session,
+    actor: Account,
+    passkey_id: int,
+    *,
+    current_password: str,
+    context: RequestContext,
+) -> None:
+    """The user removes one of their passkeys, confirmed with the password."""
+    user = users.lock_user(session, actor.id)
+    credentials.confirm_password(session, user, current_password, context=context)
+    if not passkeys.delete_one(session, user.id, passkey_id):
+        raise passkeys.PasskeyNotFound
+    _after_removal(session, user.id)
+    audit.record(
+        session,
+        EventKind.MFA_REMOVED,
+        context,
+        user_id=user.id,
+        detail=f"{passkeys.KIND} {passkey_id}",
+    )
 
 
 def reset(

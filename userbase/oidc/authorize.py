@@ -5,6 +5,12 @@ to show or where to send the browser, and routers/oidc_pages.py does it.
 An unknown client, or a redirect URI that is not registered exactly, is an error page and
 never a redirect (RFC 6749 section 4.1.2.1): Authlib marks such errors with no redirect_uri.
 Every redirect back to a client carries `iss` (RFC 9207), and `state` when one was sent.
+
+`acr_values` naming ACR_MULTI_FACTOR is honoured as a requirement (Core 1.0 makes acr_values
+voluntary; a client that asks for a second factor means it): a browser signed in with one
+factor signs in again, and the account's second factor is asked for; an account without one
+ends the request with `unmet_authentication_requirements` (OpenID Connect Unmet
+Authentication Requirements 1.0). Other acr values are ignored.
 """
 
 from dataclasses import dataclass
@@ -20,14 +26,21 @@ from authlib.oidc.core.errors import (
 from sqlalchemy.orm import Session
 
 from userbase.audit import RequestContext
+from userbase.mfa import factors
 from userbase.models import utcnow
 from userbase.oidc import consent
-from userbase.oidc.browser import BrowserUser
+from userbase.oidc.browser import ACR_MULTI_FACTOR, BrowserUser
 from userbase.oidc.scopes import describe
 from userbase.oidc.server import Request, Server
 from userbase.tokens import access_tokens
 
 AUTHORIZE_PATH = "/oauth/authorize"
+
+
+class UnmetAuthenticationRequirements(OAuth2Error):  # type: ignore[misc]
+    """The sign-in cannot meet the client's acr_values: the account has no second factor."""
+
+    error = "unmet_authentication_requirements"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +108,21 @@ def authorize(
         if "request_uri" in data:
             raise RequestURINotSupportedError()
         prompts = set(data.get("prompt", "").split())
-        if browser is None or (not signed_in_now and _must_sign_in_again(browser, data, prompts)):
+        wants_mfa = ACR_MULTI_FACTOR in data.get("acr_values", "").split()
+        if browser is None or (
+            not signed_in_now
+            and (
+                _must_sign_in_again(browser, data, prompts)
+                or (wants_mfa and _can_step_up(session, browser))
+            )
+        ):
             if "none" in prompts:
                 raise LoginRequiredError()
             return SignInPage(client.name, data.get("login_hint", "")[:320], redirect_uri)
+        if wants_mfa and not browser.multi_factor:
+            raise UnmetAuthenticationRequirements(
+                "A second factor was asked for (acr_values), and this account has none."
+            )
         scope: str = grant.request.scope
         ask = not client.first_party and (
             "consent" in prompts or consent.needs_consent(session, browser.user.id, client, scope)
@@ -119,6 +143,11 @@ def authorize(
         # (a redirect URI with a quote in it): the request is malformed, said on a page.
         return ErrorPage(400, "The authorization request is malformed.")
     return Redirect(_with_issuer(dict(headers)["Location"]), redirect_uri)
+
+
+def _can_step_up(session: Session, browser: BrowserUser) -> bool:
+    """Signed in with one factor, by an account that has a second one."""
+    return not browser.multi_factor and factors.has_second_factor(session, browser.user.id)
 
 
 def _must_sign_in_again(browser: BrowserUser, data: dict[str, str], prompts: set[str]) -> bool:

@@ -15,12 +15,21 @@ from sqlalchemy.orm import Session
 from userbase import audit, auth
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
+from userbase.mfa import passkeys
 from userbase.models import BrowserSignIn, Token, User, table_of, utcnow
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
 from userbase.users import ACCOUNT_COLUMNS, Account
 
 COOKIE = "userbase_sso"
 PASSWORD = "pwd"  # RFC 8176's amr value for a password
+MULTI_FACTOR = "mfa"  # RFC 8176: more than one factor
+# The ID token's `acr` (Core 1.0 section 2): a sign-in with two factors, or with one. Names of
+# our own (Core leaves them to the provider); discovery lists them in acr_values_supported.
+ACR_MULTI_FACTOR = "urn:userbase:acr:mfa"
+ACR_SINGLE_FACTOR = "urn:userbase:acr:pwd"
+ACR_VALUES = (ACR_SINGLE_FACTOR, ACR_MULTI_FACTOR)
+# What each second factor adds to `pwd` in amr (RFC 8176).
+_SECOND_FACTOR_AMR = {"totp": "otp", passkeys.KIND: passkeys.AMR[0]}
 _COOKIE_SHAPE = re.compile(TOKEN_PATTERN)
 
 _users, _tokens, _browser = (
@@ -47,6 +56,15 @@ class BrowserUser:
     user: Account
     authenticated_at: datetime
     methods: str
+
+    @property
+    def multi_factor(self) -> bool:
+        return MULTI_FACTOR in self.methods.split()
+
+
+def acr_of(methods: str) -> str:
+    """The `acr` of a sign-in whose amr values are `methods` (space-separated)."""
+    return ACR_MULTI_FACTOR if MULTI_FACTOR in methods.split() else ACR_SINGLE_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,21 +126,47 @@ def sign_in_with_second_factor(
     context: RequestContext,
     device_token: str | None,
     previous: BrowserUser | None,
+    passkey: passkeys.Credential | None = None,
 ) -> NewBrowserSignIn:
     """The sign-in page's second step: auth.complete_sign_in (its throttle, five-failures
     rule and audit), then the browser sign-in, its `methods` saying how (RFC 8176: `otp` for
-    the authenticator's code, `mfa` for any second factor, a recovery code included)."""
+    the authenticator's code, `swk` for a passkey, `mfa` for any second factor, a recovery
+    code included)."""
     issued = auth.complete_sign_in(
         session,
         mfa_token=mfa_token,
         code=code,
         recovery_code=recovery_code,
+        passkey=passkey,
         context=context,
         device_token=device_token,
         browser=True,
     )
-    methods = f"{PASSWORD} otp mfa" if issued.second_factor == "totp" else f"{PASSWORD} mfa"
+    added = _SECOND_FACTOR_AMR.get(issued.second_factor or "")
+    methods = " ".join(m for m in (PASSWORD, added, MULTI_FACTOR) if m)
     return _open(session, issued, methods, previous)
+
+
+def sign_in_with_passkey(
+    session: Session,
+    *,
+    credential: passkeys.Credential,
+    binding: str,
+    context: RequestContext,
+    device_token: str | None,
+    previous: BrowserUser | None,
+) -> NewBrowserSignIn:
+    """The sign-in page's "Sign in with a passkey": auth.sign_in_with_passkey, then the
+    browser sign-in (amr `swk mfa`: a user-verified passkey is two factors, passkeys.py)."""
+    issued = auth.sign_in_with_passkey(
+        session,
+        credential=credential,
+        binding=binding,
+        context=context,
+        device_token=device_token,
+        browser=True,
+    )
+    return _open(session, issued, " ".join(passkeys.AMR), previous)
 
 
 def _open(

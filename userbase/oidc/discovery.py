@@ -3,6 +3,7 @@ is; every endpoint under USERBASE_PUBLIC_URL, which is the issuer."""
 
 from typing import Any
 
+from userbase.oidc.browser import ACR_VALUES
 from userbase.oidc.scopes import CLAIMS_SUPPORTED, SCOPES
 from userbase.oidc.server import ID_TOKEN_ALGORITHM
 from userbase.tokens import access_tokens
@@ -41,6 +42,7 @@ def document() -> dict[str, Any]:
             "client_secret_post",
         ],
         "claims_supported": list(CLAIMS_SUPPORTED),
+        "acr_values_supported": list(ACR_VALUES),
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,

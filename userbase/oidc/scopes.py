@@ -25,6 +25,7 @@ CLAIMS_SUPPORTED = (
     "nonce",
     "sid",
     "amr",
+    "acr",
     "at_hash",
     *(claim for claims in CLAIMS_BY_SCOPE.values() for claim in claims),
 )

@@ -34,7 +34,7 @@ from userbase import audit, auth
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
 from userbase.models import AuthorizationCode, BrowserSignIn, OAuthClient, Token, utcnow
-from userbase.oidc.browser import BrowserUser
+from userbase.oidc.browser import BrowserUser, acr_of
 from userbase.oidc.scopes import SCOPES, user_claims
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
 from userbase.tokens import access_tokens, clients, grants
@@ -142,8 +142,8 @@ class Code(AuthorizationCodeMixin):
     def get_auth_time(self) -> int:
         return self.auth_time
 
-    def get_acr(self) -> None:
-        return None
+    def get_acr(self) -> str:
+        return acr_of(" ".join(self.amr))
 
     def get_amr(self) -> list[str]:
         return self.amr

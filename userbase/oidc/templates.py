@@ -4,6 +4,7 @@ replaceable by a file of the same name in USERBASE_TEMPLATES_DIR, and their head
 from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +15,9 @@ from markupsafe import Markup
 from userbase.config import get_settings
 
 STYLESHEET = "pages.css"
+# The one script of the pages (WebAuthn needs JavaScript): a file of the package, in the
+# static/ folder beside templates/, served from this origin.
+PASSKEYS_SCRIPT = "passkeys.js"
 
 
 @lru_cache(maxsize=2)
@@ -48,7 +52,9 @@ def when(moment: datetime | None) -> Markup:
 
 def render(name: str, **context: Any) -> str:
     environment = _environment(get_settings().templates_dir)
-    return environment.get_template(name).render(stylesheet=f"/oauth/{STYLESHEET}", **context)
+    return environment.get_template(name).render(
+        stylesheet=f"/oauth/{STYLESHEET}", passkeys_script=f"/oauth/{PASSKEYS_SCRIPT}", **context
+    )
 
 
 def stylesheet() -> str:
@@ -62,6 +68,11 @@ def _origin(uri: str) -> str:
     if parts.scheme in ("http", "https"):
         return f"{parts.scheme}://{parts.netloc}"
     return f"{parts.scheme}:"  # a native app's own scheme (RFC 8252)
+
+
+def script() -> str:
+    """passkeys.js, the one script of the oidc pages (a file of the package)."""
+    return (files("userbase.oidc") / "static" / PASSKEYS_SCRIPT).read_text()
 
 
 def headers(form_targets: Iterable[str] = (), *, scripts: bool = False) -> dict[str, str]:

@@ -10,6 +10,7 @@ from userbase import auth, mail_links, users
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
+from userbase.mfa import challenges
 from userbase.problem import PROBLEM_RESPONSE as PROBLEM
 from userbase.responses import JSONBytes
 from userbase.routers.dependencies import (
@@ -21,6 +22,7 @@ from userbase.schemas import (
     SECOND_FACTOR_PROBLEM,
     ActionTokenIn,
     ForgotPassword,
+    MfaTokenIn,
     PasswordReset,
     SecondFactorSignIn,
     TokenOut,
@@ -89,10 +91,30 @@ def sign_in_second_factor(
         mfa_token=body.mfa_token,
         code=body.code,
         recovery_code=body.recovery_code,
+        passkey=body.passkey,
         context=context,
         device_token=device,
     )
     return _signed_in(issued)
+
+
+@router.post(
+    "/token/mfa/passkey",
+    responses={
+        200: {
+            "description": "PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get()",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        401: PROBLEM,
+        422: PROBLEM,
+    },
+    summary="Sign in, second step with a passkey: the options for navigator.credentials.get()",
+)
+def passkey_second_factor_options(body: MfaTokenIn, db: SessionDep) -> Response:
+    """The answer goes to POST /auth/token/mfa as `passkey`, with the same mfa_token; the
+    options' challenge serves once, for that sign-in only."""
+    options = challenges.passkey_options(db, body.mfa_token, client_id=None)
+    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _signed_in(issued: auth.IssuedToken) -> Response:

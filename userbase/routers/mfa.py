@@ -38,9 +38,16 @@ _WITH_PASSWORD: dict[int | str, dict[str, Any]] = {**_PROBLEMS, 429: PROBLEM, 50
 
 @router.get("/me/mfa", response_model=SecondFactorsOut, responses={401: PROBLEM})
 def read_my_second_factors(principal: EnrollingPrincipalDep, db: SessionDep) -> Response:
-    """Whether an authenticator is active, and how many recovery codes are left."""
+    """Whether an authenticator is active, how many passkeys there are, and how many
+    recovery codes are left."""
     status = factors.status(db, principal.user.id)
-    return JSONBytes({"totp": status.totp, "recovery_codes_left": status.recovery_codes_left})
+    return JSONBytes(
+        {
+            "totp": status.totp,
+            "passkeys": status.passkeys,
+            "recovery_codes_left": status.recovery_codes_left,
+        }
+    )
 
 
 @router.post(

@@ -1,6 +1,7 @@
 """The OpenID Connect provider's browser side: the authorization endpoint, the hosted sign-in
-and consent pages, and logout (the end_session endpoint). HTML forms without JavaScript;
-the decisions are userbase/oidc/'s, this module only reads forms and cookies and answers."""
+and consent pages, and logout (the end_session endpoint). HTML forms, and one script for
+passkeys (routers/passkey_pages.py); the decisions are userbase/oidc/'s, this module only
+reads forms and cookies and answers."""
 
 from typing import Annotated
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from userbase import auth
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.mfa import challenges
+from userbase.mfa import challenges, passkeys
 from userbase.oidc import authorize as flow
 from userbase.oidc import browser as browsers
 from userbase.oidc import csrf, logout, templates
@@ -27,11 +28,15 @@ SIGN_IN_PATH = "/oauth/sign-in"
 # Below SIGN_IN_PATH: the device cookie (path SIGN_IN_PATH) reaches it.
 SECOND_FACTOR_PATH = "/oauth/sign-in/second-factor"
 FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
+# "Sign in with a passkey" (routers/passkey_pages.py): the form's target; its CSRF token is
+# the password form's (one page, one purpose).
+PASSKEY_SIGN_IN_PATH = "/oauth/sign-in/passkey"
+SIGN_IN_PURPOSE = "sign-in"
 
 DeviceCookie = Annotated[str | None, Cookie(alias=DEVICE_COOKIE)]
 
 
-def _query_pairs(request: Request) -> list[tuple[str, str]]:
+def query_pairs(request: Request) -> list[tuple[str, str]]:
     return request.query_params.multi_items()
 
 
@@ -50,8 +55,11 @@ def _sign_in_page(
         "sign_in.html",
         status=status,
         form_targets=(redirect_uri,) if redirect_uri else (),
+        scripts=True,
         action=f"{SIGN_IN_PATH}{query}",
-        csrf_token=page.token("sign-in"),
+        csrf_token=page.token(SIGN_IN_PURPOSE),
+        passkey_action=f"{PASSKEY_SIGN_IN_PATH}{query}",
+        passkey_options_url=f"{PASSKEY_SIGN_IN_PATH}/options",
         client_name=client_name,
         username=username,
         error=error,
@@ -116,7 +124,7 @@ def authorize(
     sso: BrowserCookie = None,
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
-    return _authorization(db, context, _query_pairs(request), sso, csrf_cookie)
+    return _authorization(db, context, query_pairs(request), sso, csrf_cookie)
 
 
 @router.post("/authorize")
@@ -130,10 +138,10 @@ def authorize_posted(
     return _authorization(db, context, pairs, sso, csrf_cookie)
 
 
-def _refused(
+def answer_refused(
     page: Page,
     pairs: list[tuple[str, str]],
-    refused: auth.SignInRefused | challenges.InvalidMfaToken,
+    refused: auth.SignInRefused | challenges.InvalidMfaToken | passkeys.PasskeyRejected,
     *,
     username: str = "",
 ) -> HTMLResponse:
@@ -158,7 +166,9 @@ def _second_factor_page(
     return page.html(
         "second_factor.html",
         status=status,
+        scripts=True,
         action=f"{SECOND_FACTOR_PATH}{query}",
+        passkey_options_url=f"{SECOND_FACTOR_PATH}/passkey-options",
         csrf_token=page.token("second-factor"),
         mfa_token=mfa_token,
         error=error,
@@ -172,7 +182,7 @@ def sign_in_page(
     """The sign-in page by itself (no application asking): the authorization request's
     page is the same form, reached through /oauth/authorize."""
     page = Page(csrf_cookie)
-    pairs = _query_pairs(request)
+    pairs = query_pairs(request)
     browser = browsers.current(db, sso)
     if browser is not None:
         back = return_to(pairs)
@@ -197,11 +207,11 @@ def sign_in(
 ) -> Response:
     """The sign-in form: auth.sign_in's throttle, enumeration-safe errors and audit; then
     the authorization request it came with goes on (or the page says who is signed in)."""
-    pairs = _query_pairs(request)
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
     page = Page(csrf_cookie)
     username = fields.get("username", "").strip()
-    if not csrf.is_valid(csrf_cookie, "sign-in", fields.get(csrf.FIELD)):
+    if not csrf.is_valid(csrf_cookie, SIGN_IN_PURPOSE, fields.get(csrf.FIELD)):
         return _sign_in_page(
             page,
             pairs,
@@ -223,11 +233,11 @@ def sign_in(
         return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
-        return _refused(page, pairs, refused, username=username)
-    return _signed_in(db, context, page, pairs, made)
+        return answer_refused(page, pairs, refused, username=username)
+    return answer_signed_in(db, context, page, pairs, made)
 
 
-def _signed_in(
+def answer_signed_in(
     db: SessionDep,
     context: RequestContextDep,
     page: Page,
@@ -280,23 +290,26 @@ def sign_in_second_factor(
     csrf_cookie: CsrfCookie = None,
     device: DeviceCookie = None,
 ) -> Response:
-    """The sign-in's second step (docs/mfa.md): a code of the user's authenticator app, or a
-    recovery code, for the waiting sign-in the password step made."""
-    pairs = _query_pairs(request)
+    """The sign-in's second step (docs/mfa.md): a code of the user's authenticator app, a
+    passkey's answer (`credential`, from passkeys.js) or a recovery code, for the waiting
+    sign-in the password step made."""
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
     page = Page(csrf_cookie)
     mfa_token = fields.get("mfa_token", "")
     if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
         return _second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
-    code = fields.get("code", "").replace(" ", "") or None
-    recovery_code = None if code else fields.get("recovery_code", "").strip() or None
+    passkey = fields.get("credential") or None
+    code = None if passkey else fields.get("code", "").replace(" ", "") or None
+    recovery_code = None if code or passkey else fields.get("recovery_code", "").strip() or None
     try:
         made = browsers.sign_in_with_second_factor(
             db,
             mfa_token=mfa_token,
             code=code,
             recovery_code=recovery_code,
+            passkey=passkey,
             context=context,
             device_token=device,
             previous=browsers.current(db, sso),
@@ -304,10 +317,10 @@ def sign_in_second_factor(
     except (challenges.InvalidMfaToken, auth.LoginThrottled) as refused:
         # The waiting sign-in is over (spent, expired) or the account is throttled: back to
         # the password. Answered, not raised: get_db commits what the refusal counted.
-        return _refused(page, pairs, refused)
+        return answer_refused(page, pairs, refused)
     except challenges.WrongSecondFactor as wrong:
         return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
-    return _signed_in(db, context, page, pairs, made)
+    return answer_signed_in(db, context, page, pairs, made)
 
 
 @router.post("/consent")
@@ -319,7 +332,7 @@ def consent(
     sso: BrowserCookie = None,
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
-    pairs = _query_pairs(request)
+    pairs = query_pairs(request)
     fields = dict(reversed(form))
     page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
@@ -379,7 +392,7 @@ def end_session(
 ) -> Response:
     """RP-initiated logout: signs out at once with an id_token_hint of the browser's user,
     else asks first."""
-    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=False)
+    return _end_session(db, context, query_pairs(request), sso, csrf_cookie, confirmed=False)
 
 
 @router.post("/logout")
@@ -401,7 +414,7 @@ def end_session_posted(
         return Page(csrf_cookie).error(
             403, "This form expired or was not sent from userbase's page."
         )
-    return _end_session(db, context, _query_pairs(request), sso, csrf_cookie, confirmed=True)
+    return _end_session(db, context, query_pairs(request), sso, csrf_cookie, confirmed=True)
 
 
 @router.get(f"/{templates.STYLESHEET}")
