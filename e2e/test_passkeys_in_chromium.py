@@ -91,6 +91,11 @@ def test_a_passkey_registered_in_chromium_signs_in_alone_and_as_second_step(
         assert page.locator("#passkeys td").first.inner_text() == "Chromium"
         page.screenshot(path=artifacts / "passkeys-account-added.png", full_page=True)
         assert serious_violations(page) == []
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone, as the console's pages
+        page.screenshot(path=artifacts / "passkeys-account-added-390.png", full_page=True)
+        assert serious_violations(page) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.set_viewport_size({"width": 1280, "height": 900})
         with SessionLocal() as session:
             passkey = session.scalars(select(Passkey)).one()
             assert (passkey.user_id, passkey.transports) == (user_id, "internal")

@@ -38,6 +38,7 @@ PAGES = {
     "password": "/account/password",
     "sessions": "/account/sessions",
     "two-factor": "/account/two-factor",
+    "passkeys": PASSKEYS_URL,  # routers/passkey_pages.py
     "delete": "/account/delete",
 }
 

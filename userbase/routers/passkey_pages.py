@@ -8,6 +8,8 @@ authenticator's answer. Both carry the form's CSRF token, and the options' chall
 to the browser's CSRF cookie (or the waiting sign-in's mfa_token). The workflows are the API's
 (factors.py, auth.py, browser.py)."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,6 +21,7 @@ from userbase.oidc import browser as browsers
 from userbase.oidc import csrf, templates
 from userbase.oidc.browser import BrowserUser
 from userbase.problem import problem
+from userbase.routers.console_account_forms import PAGES, PASSKEYS_URL
 from userbase.routers.dependencies import RequestContextDep
 from userbase.routers.hosted import RETURN_TO, BrowserCookie, CsrfCookie, FormPairs, Page
 from userbase.routers.oidc_pages import (
@@ -35,7 +38,6 @@ from userbase.security import token_digest
 
 router = APIRouter(include_in_schema=False)
 
-ACCOUNT_PASSKEYS_PATH = "/account/passkeys"
 _NOTICES = {"added": "Your passkey was added.", "removed": "The passkey was removed."}
 # What a form of /account/passkeys answers on the page itself, and with which status.
 _PAGE_REFUSALS = (
@@ -151,34 +153,33 @@ def _list_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
+    """The page of /account/ that lists the passkeys (account/layout.html, as its other pages);
+    a signed-out browser goes to sign in first, and comes back."""
     if browser is None:
-        return page.html(
-            "account_passkeys.html",
-            status=401 if status == 200 else status,
-            signed_in=False,
-            sign_in_url=f"{SIGN_IN_PATH}?{RETURN_TO}={ACCOUNT_PASSKEYS_PATH}",
-        )
+        return RedirectResponse(f"{SIGN_IN_PATH}?{RETURN_TO}={PASSKEYS_URL}", 303)
+    shared: dict[str, Any] = page.signed_in(browser)
     return page.html(
-        "account_passkeys.html",
+        "account/passkeys.html",
         status=status,
         scripts=True,
-        signed_in=True,
-        username=browser.user.username,
+        app="account",
+        section="passkeys",
+        pages=PAGES,
         passkeys=passkeys.list_passkeys(db, browser.user.id),
-        action=ACCOUNT_PASSKEYS_PATH,
+        action=PASSKEYS_URL,
         csrf_token=page.token(_purpose(browser)),
-        notice=notice,
-        error=error,
-        logout_url="/oauth/logout",
+        done=notice,
+        errors={"form": error} if error else {},
+        **shared,
     )
 
 
 def _done(notice: str) -> Response:
     # 303: the browser follows with a GET, and a reload sends nothing again.
-    return RedirectResponse(f"{ACCOUNT_PASSKEYS_PATH}?done={notice}", status_code=303)
+    return RedirectResponse(f"{PASSKEYS_URL}?done={notice}", status_code=303)
 
 
-@router.get(ACCOUNT_PASSKEYS_PATH)
+@router.get(PASSKEYS_URL)
 def account_passkeys(
     request: Request, db: SessionDep, sso: BrowserCookie = None, csrf_cookie: CsrfCookie = None
 ) -> Response:
@@ -186,7 +187,7 @@ def account_passkeys(
     return _list_page(db, Page(csrf_cookie), browsers.current(db, sso), notice=notice)
 
 
-@router.post(f"{ACCOUNT_PASSKEYS_PATH}/registration", dependencies=[HASHING_TURN])
+@router.post(f"{PASSKEYS_URL}/registration", dependencies=[HASHING_TURN])
 def begin_registration(
     request: Request,
     form: FormPairs,
@@ -213,7 +214,7 @@ def begin_registration(
     return _options(options)
 
 
-@router.post(ACCOUNT_PASSKEYS_PATH)
+@router.post(PASSKEYS_URL)
 def add_passkey(
     form: FormPairs,
     db: SessionDep,
@@ -243,7 +244,7 @@ def add_passkey(
     return _done("added")
 
 
-@router.post(f"{ACCOUNT_PASSKEYS_PATH}/{{passkey_id}}/delete", dependencies=[HASHING_TURN])
+@router.post(f"{PASSKEYS_URL}/{{passkey_id}}/delete", dependencies=[HASHING_TURN])
 def remove_passkey(
     passkey_id: int,
     form: FormPairs,
