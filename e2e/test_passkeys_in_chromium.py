@@ -80,7 +80,10 @@ def test_a_passkey_registered_in_chromium_signs_in_alone_and_as_second_step(
         page.get_by_label("Username or email").fill("user1")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
-        page.get_by_role("link", name="Your passkeys").click()
+        page.get_by_role("link", name="Your account").click()
+        page.get_by_role("navigation", name="Your account").get_by_role(
+            "link", name="Passkeys"
+        ).click()
         page.get_by_text("You have no passkeys yet.").wait_for()
         page.screenshot(path=artifacts / "passkeys-account-empty.png", full_page=True)
         assert serious_violations(page) == []
