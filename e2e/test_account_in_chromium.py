@@ -1,5 +1,6 @@
 """/account/ in real headless Chromium: a user signs in, changes their display name, ends a sign-in
-made elsewhere (over the API) and enrols an authenticator app with a code from pyotp. Each page
+made elsewhere (over the API), enrols an authenticator app with a code from pyotp, then signs in
+again through the sign-in page's second step (a wrong code refused, a recovery code). Each page
 passes axe-core with no serious violation at 390 px and at 1280 px wide, asks nothing of another
 origin and logs no error; its screenshots at both widths are kept in artifacts/account-*.png."""
 
@@ -110,10 +111,42 @@ def test_a_user_manages_their_account_in_chromium(
     page.get_by_role("button", name="Turn it on").click()
     page.get_by_role("heading", name="Your recovery codes").wait_for()
     assert page.locator(".codes li").count() == 10
+    recovery_code = page.locator(".codes li").first.inner_text().strip()
     check(page, artifacts, "recovery-codes")
     page.get_by_role("link", name="I have kept them").click()
     assert "Recovery codes left: 10 of 10." in page.locator("main").inner_text()
     check(page, artifacts, "two-factor-on")
+
+    # Signed out and in again: the password is not enough now. The sign-in page's second
+    # step refuses a wrong code at its field, then takes a recovery code (the app's code of
+    # this time step was spent on turning it on: a code works once).
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="You are signed out").wait_for()
+    page.goto(f"{server.url}/account/")
+    page.get_by_label("Username or email").fill("user1")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_role("heading", name="Second step").wait_for()
+    check(page, artifacts, "second-step")
+    page.get_by_label("Code from your authenticator app").fill("000000")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("alert").filter(has_text="code").first.wait_for()
+    assert (
+        page.get_by_label("Code from your authenticator app").get_attribute("aria-invalid")
+        == "true"
+    )
+    check(page, artifacts, "second-step-refused")
+    # The refusal's 401 is logged as a failed load, as the form's 403 above; nothing else.
+    assert seen.console_errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
+    seen.console_errors.clear()
+    page.get_by_label("Or a recovery code").fill(recovery_code)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{server.url}/account/")
+    assert "Signed in as user1@example.com" in page.locator("header").inner_text()
+    page.goto(f"{server.url}/account/two-factor")
+    assert "Recovery codes left: 9 of 10." in page.locator("main").inner_text()
 
     # The two pages left: a password and deleting the account (not done).
     page.goto(f"{server.url}/account/password")
