@@ -140,3 +140,19 @@ def test_an_account_without_a_factor_signs_in_with_its_password_alone(client: An
         request.nonce,
     )
     assert claims["amr"] == ["pwd"]
+
+
+def test_the_second_step_offers_only_what_the_account_has(client: Any, enrolled: Any) -> None:
+    """An authenticator app and recovery codes, no passkey: no passkey button (and no script)
+    on the page, asked first and asked again after a wrong code."""
+    rp = register_rp(first_party=True)
+    asked = submit_sign_in(client, client.get(AuthRequest(rp.client_id).url()), "user1")
+    again = submit_second_factor(client, asked, code="000000")
+
+    for page in (asked, again):
+        assert 'name="code"' in page.text
+        assert 'name="recovery_code"' in page.text
+        assert "Use a passkey" not in page.text
+        assert "passkeys.js" not in page.text
+        assert "script-src" not in page.headers["content-security-policy"]
+    assert again.status_code == 401

@@ -255,6 +255,8 @@ def test_the_second_step_takes_a_passkey_and_the_id_token_says_pwd_swk_mfa(clien
     asked = submit_sign_in(client, client.get(request.url()), "user1")
     assert asked.status_code == 200
     assert "Use a passkey" in asked.text
+    assert 'name="code"' not in asked.text  # no authenticator app: no field for its code
+    assert 'name="recovery_code"' in asked.text
     action, options_url, hidden = passkey_form(asked)
     assert options_url == "/oauth/sign-in/second-factor/passkey-options"
     options = options_of(client, options_url, hidden)

@@ -53,12 +53,13 @@ class InvalidMfaToken(Refusal):
 class WrongSecondFactor(Refusal):
     """The code (or recovery code) is not right. A Refusal: the failure is counted."""
 
-    def __init__(self, *, attempts_left: int) -> None:
+    def __init__(self, *, attempts_left: int, user_id: int) -> None:
         super().__init__(
             "The code is not correct."
             + (f" {attempts_left} attempts left." if attempts_left else " Sign in again.")
         )
         self.attempts_left = attempts_left
+        self.user_id = user_id  # whose sign-in waits: the page asks again for their factors
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +189,9 @@ def redeem(
         credentials.count_failure(
             session, user_id, limits, context, kind=EventKind.MFA_FAILED, detail=detail
         )
-        raise WrongSecondFactor(attempts_left=MAX_FAILURES - challenge.failures)
+        raise WrongSecondFactor(
+            attempts_left=MAX_FAILURES - challenge.failures, user_id=challenge.user_id
+        )
     challenge.used_at = now
     get_throttle().reset(session, limits[0].key)
     return Passed(user_id, challenge.client_id, challenge.device_id, method)

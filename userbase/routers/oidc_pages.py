@@ -13,7 +13,8 @@ from userbase import auth
 from userbase.admission import HASHING_TURN
 from userbase.config import get_settings
 from userbase.database import SessionDep
-from userbase.mfa import challenges, passkeys
+from userbase.mfa import challenges, factors, passkeys
+from userbase.mfa.factors import Status
 from userbase.oidc import authorize as flow
 from userbase.oidc import browser as browsers
 from userbase.oidc import csrf, logout, templates
@@ -159,14 +160,18 @@ def _second_factor_page(
     pairs: list[tuple[str, str]],
     *,
     mfa_token: str,
+    factors: Status | None,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    """The second step, asking for the factors the account has (`factors`; all of them when
+    the waiting sign-in is not known here: a form whose CSRF token expired)."""
     query = f"?{urlencode(pairs)}" if pairs else ""
     return page.html(
         "second_factor.html",
         status=status,
-        scripts=True,
+        scripts=factors is None or factors.passkeys > 0,
+        factors=factors,
         action=f"{SECOND_FACTOR_PATH}{query}",
         passkey_options_url=f"{SECOND_FACTOR_PATH}/passkey-options",
         csrf_token=page.token("second-factor"),
@@ -230,7 +235,12 @@ def sign_in(
         )
     except auth.SecondFactorRequired as waiting:
         # Answered, not raised: get_db commits the waiting sign-in.
-        return _second_factor_page(page, pairs, mfa_token=waiting.mfa_token)
+        return _second_factor_page(
+            page,
+            pairs,
+            mfa_token=waiting.mfa_token,
+            factors=factors.status(db, waiting.user_id),
+        )
     except auth.SignInRefused as refused:
         # Answered, not raised: get_db commits the failure count and the audit event.
         return answer_refused(page, pairs, refused, username=username)
@@ -299,7 +309,9 @@ def sign_in_second_factor(
     mfa_token = fields.get("mfa_token", "")
     if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
-        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=error, status=403)
+        return _second_factor_page(
+            page, pairs, mfa_token=mfa_token, factors=None, error=error, status=403
+        )
     passkey = fields.get("credential") or None
     code = None if passkey else fields.get("code", "").replace(" ", "") or None
     recovery_code = None if code or passkey else fields.get("recovery_code", "").strip() or None
@@ -319,7 +331,14 @@ def sign_in_second_factor(
         # the password. Answered, not raised: get_db commits what the refusal counted.
         return answer_refused(page, pairs, refused)
     except challenges.WrongSecondFactor as wrong:
-        return _second_factor_page(page, pairs, mfa_token=mfa_token, error=str(wrong), status=401)
+        return _second_factor_page(
+            page,
+            pairs,
+            mfa_token=mfa_token,
+            factors=factors.status(db, wrong.user_id),
+            error=str(wrong),
+            status=401,
+        )
     return answer_signed_in(db, context, page, pairs, made)
 
 
