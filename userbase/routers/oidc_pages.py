@@ -33,6 +33,7 @@ FORGOT_PASSWORD_PATH = "/oauth/forgot-password"
 # the password form's (one page, one purpose).
 PASSKEY_SIGN_IN_PATH = "/oauth/sign-in/passkey"
 SIGN_IN_PURPOSE = "sign-in"
+SECOND_FACTOR_PURPOSE = "second-factor"  # the second step's forms' CSRF purpose
 
 DeviceCookie = Annotated[str | None, Cookie(alias=DEVICE_COOKIE)]
 
@@ -174,7 +175,7 @@ def _second_factor_page(
         factors=factors,
         action=f"{SECOND_FACTOR_PATH}{query}",
         passkey_options_url=f"{SECOND_FACTOR_PATH}/passkey-options",
-        csrf_token=page.token("second-factor"),
+        csrf_token=page.token(SECOND_FACTOR_PURPOSE),
         mfa_token=mfa_token,
         error=error,
     )
@@ -307,7 +308,7 @@ def sign_in_second_factor(
     fields = dict(reversed(form))
     page = Page(csrf_cookie)
     mfa_token = fields.get("mfa_token", "")
-    if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
+    if not csrf.is_valid(csrf_cookie, SECOND_FACTOR_PURPOSE, fields.get(csrf.FIELD)):
         error = "This form expired. Enter the code again."
         return _second_factor_page(
             page, pairs, mfa_token=mfa_token, factors=None, error=error, status=403

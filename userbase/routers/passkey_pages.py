@@ -8,6 +8,7 @@ authenticator's answer. Both carry the form's CSRF token, and the options' chall
 to the browser's CSRF cookie (or the waiting sign-in's mfa_token). The workflows are the API's
 (factors.py, auth.py, browser.py)."""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from userbase.routers.hosted import RETURN_TO, BrowserCookie, CsrfCookie, FormPa
 from userbase.routers.oidc_pages import (
     PASSKEY_SIGN_IN_PATH,
     SECOND_FACTOR_PATH,
+    SECOND_FACTOR_PURPOSE,
     SIGN_IN_PATH,
     SIGN_IN_PURPOSE,
     DeviceCookie,
@@ -40,15 +42,7 @@ router = APIRouter(include_in_schema=False)
 
 _NOTICES = {"added": "Your passkey was added.", "removed": "The passkey was removed."}
 # What a form of /account/passkeys answers on the page itself, and with which status.
-_PAGE_REFUSALS = (
-    passkeys.PasskeyRejected,
-    passkeys.PasskeyExists,
-    passkeys.InvalidPasskeyName,
-    passkeys.PasskeyNotFound,
-    auth.WrongPassword,
-    auth.LoginThrottled,
-)
-_STATUS = {
+_STATUS: dict[type[Exception], int] = {
     passkeys.PasskeyRejected: 400,
     passkeys.PasskeyExists: 409,
     passkeys.InvalidPasskeyName: 422,
@@ -56,6 +50,7 @@ _STATUS = {
     auth.WrongPassword: 403,
     auth.LoginThrottled: 429,
 }
+_PAGE_REFUSALS = tuple(_STATUS)
 
 
 def _options(options: str) -> Response:
@@ -132,7 +127,7 @@ def second_factor_passkey_options(
     request: Request, form: FormPairs, db: SessionDep, csrf_cookie: CsrfCookie = None
 ) -> Response:
     fields = dict(reversed(form))
-    if not csrf.is_valid(csrf_cookie, "second-factor", fields.get(csrf.FIELD)):
+    if not csrf.is_valid(csrf_cookie, SECOND_FACTOR_PURPOSE, fields.get(csrf.FIELD)):
         return _form_expired(request)
     return _options(challenges.passkey_options(db, fields.get("mfa_token", ""), client_id=None))
 
@@ -214,14 +209,16 @@ def begin_registration(
     return _options(options)
 
 
-@router.post(PASSKEYS_URL)
-def add_passkey(
-    form: FormPairs,
+def _account_form(
+    form: list[tuple[str, str]],
     db: SessionDep,
-    context: RequestContextDep,
-    sso: BrowserCookie = None,
-    csrf_cookie: CsrfCookie = None,
+    sso: str | None,
+    csrf_cookie: str | None,
+    action: Callable[[BrowserUser, dict[str, str]], object],
+    done: str,
 ) -> Response:
+    """A form of /account/passkeys: its CSRF token, then `action`; a refusal is shown on the
+    page (answered, not raised: get_db commits the audit event and the spent challenge)."""
     fields = dict(reversed(form))
     page = Page(csrf_cookie)
     browser = browsers.current(db, sso)
@@ -230,6 +227,21 @@ def add_passkey(
     if not csrf.is_valid(csrf_cookie, _purpose(browser), fields.get(csrf.FIELD)):
         return _list_page(db, page, browser, error="This form expired. Try again.", status=403)
     try:
+        action(browser, fields)
+    except _PAGE_REFUSALS as refused:
+        return _list_page(db, page, browser, error=str(refused), status=_STATUS[type(refused)])
+    return _done(done)
+
+
+@router.post(PASSKEYS_URL)
+def add_passkey(
+    form: FormPairs,
+    db: SessionDep,
+    context: RequestContextDep,
+    sso: BrowserCookie = None,
+    csrf_cookie: CsrfCookie = None,
+) -> Response:
+    def add(browser: BrowserUser, fields: dict[str, str]) -> None:
         factors.add_passkey(
             db,
             browser.user,
@@ -238,10 +250,8 @@ def add_passkey(
             binding=_binding(csrf_cookie),
             context=context,
         )
-    except _PAGE_REFUSALS as refused:
-        # Answered, not raised: get_db commits the audit event and the spent challenge.
-        return _list_page(db, page, browser, error=str(refused), status=_STATUS[type(refused)])
-    return _done("added")
+
+    return _account_form(form, db, sso, csrf_cookie, add, "added")
 
 
 @router.post(f"{PASSKEYS_URL}/{{passkey_id}}/delete", dependencies=[HASHING_TURN])
@@ -253,14 +263,7 @@ def remove_passkey(
     sso: BrowserCookie = None,
     csrf_cookie: CsrfCookie = None,
 ) -> Response:
-    fields = dict(reversed(form))
-    page = Page(csrf_cookie)
-    browser = browsers.current(db, sso)
-    if browser is None:
-        return _list_page(db, page, None)
-    if not csrf.is_valid(csrf_cookie, _purpose(browser), fields.get(csrf.FIELD)):
-        return _list_page(db, page, browser, error="This form expired. Try again.", status=403)
-    try:
+    def remove(browser: BrowserUser, fields: dict[str, str]) -> None:
         factors.remove_passkey(
             db,
             browser.user,
@@ -268,6 +271,5 @@ def remove_passkey(
             current_password=fields.get("current_password", ""),
             context=context,
         )
-    except _PAGE_REFUSALS as refused:
-        return _list_page(db, page, browser, error=str(refused), status=_STATUS[type(refused)])
-    return _done("removed")
+
+    return _account_form(form, db, sso, csrf_cookie, remove, "removed")
