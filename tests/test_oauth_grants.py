@@ -5,6 +5,7 @@ introspection, and userbase's own API taking the JWT access tokens."""
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
@@ -320,6 +321,61 @@ def test_token_endpoint_errors_are_oauth_errors_and_never_cached(live_server: Li
     )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_a_parameter_sent_twice_or_outside_a_form_is_refused_and_spends_nothing(
+    live_server: LiveServer, path: str
+) -> None:
+    app = register_client(grants=("password", "refresh_token", "client_credentials"))
+    token = signed_in(live_server.url, app)
+    spent = token["refresh_token"]
+    url, auth = f"{live_server.url}{path}", (app.client_id, app.client_secret or "")
+    form = {"grant_type": "refresh_token", "refresh_token": spent, "token": spent}
+
+    # RFC 6749 section 3.1: a parameter MUST NOT be included more than once. Which of two
+    # refresh tokens (or two grant types) would count is for nobody to guess.
+    twice = [*form.items(), ("grant_type", "client_credentials"), ("token", "other")]
+    twice += [("refresh_token", "x" * 43)]
+    response = httpx.post(url, content=urlencode(twice), auth=auth, headers={
+        "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    assert "more than once" in response.json()["error_description"]
+    # Section 3.2: form-encoded, in the body; JSON, multipart or a query string are not read.
+    for sent in (
+        {"json": form},
+        {"files": {"grant_type": (None, "refresh_token")}, "data": form},
+        {"params": form},
+    ):
+        response = httpx.post(url, auth=auth, **sent)  # type: ignore[arg-type]
+        assert response.status_code == 400, sent
+        assert response.json()["error"] == "invalid_request", sent
+    # Bytes that are not UTF-8 once percent-decoded.
+    response = httpx.post(url, content=b"token=%ff%fe&grant_type=refresh_token", auth=auth,
+        headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+
+    # Nothing above spent the refresh token or ended its sign-in.
+    with oauth_client(app) as client:
+        renewed = client.refresh_token(f"{live_server.url}/oauth/token", refresh_token=spent)
+    assert me(live_server, renewed["access_token"]).status_code == 200
+
+
+def test_a_parameter_sent_empty_counts_as_omitted(live_server: LiveServer) -> None:
+    app = register_client()
+    token = signed_in(live_server.url, app)
+    url, auth = f"{live_server.url}/oauth/token", (app.client_id, app.client_secret or "")
+    # RFC 6749 section 3.1: "Parameters sent without a value MUST be treated as if they were
+    # omitted": an empty scope asks for the refresh token's whole scope, not for none.
+    form = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"], "scope": ""}
+    response = httpx.post(url, data=form, auth=auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "read write"
+    response = httpx.post(url, data={"grant_type": ""}, auth=auth)
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "grant_type is missing.",
+    }
 
 
 def test_ending_the_sign_in_from_the_sessions_api_ends_its_refresh_tokens(

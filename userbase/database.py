@@ -6,6 +6,7 @@ rolled back on any exception, closed always. Nothing else in userbase commits a 
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -182,13 +183,25 @@ _COMMITS_ON_THE_LOOP = read_engine if _READS_END_WITHOUT_IO else None
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
-    """One session per request: yield it, commit if the route returned, roll back if it raised.
+    """One session per request: yield it, commit if the route returned, roll back if it raised
+    (request_session has the steps)."""
+    async with request_session(request) as db:
+        yield db
 
-    The tutorial's steps, inside a database slot (admission.py) that bounds the sessions open at
-    once to the connections the pool can lend.
+
+@asynccontextmanager
+async def request_session(
+    request: Request, *, writes: bool | None = None
+) -> AsyncIterator[Session]:
+    """The tutorial's steps, inside a database slot (admission.py) that bounds the sessions open
+    at once to the connections the pool can lend: get_db's, and the session of a route that
+    takes no dependencies (the OAuth endpoints, routers/tokens.py). `writes` is whether the
+    request may write; by default, whether its method is not a read's.
     """
+    if writes is None:
+        writes = request.method not in READ_ONLY_METHODS
     async with database_slot():
-        db = _open_session(request)
+        db = _open_session(writes)
         try:
             yield db
         except Refusal:
@@ -205,15 +218,13 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
             db.close()
 
 
-def _open_session(request: Request) -> Session:
-    """A read's session on the read engine (see _read_engine), a write's on the engine.
+def _open_session(writes: bool) -> Session:
+    """A write's session on the engine, a read's on the read engine (see _read_engine).
 
     Opened on the event loop: that touches no database (the connection is taken at the first
     statement, in the route's worker thread).
     """
-    if request.method in READ_ONLY_METHODS:
-        return SessionLocal(bind=read_engine)
-    return SessionLocal()
+    return SessionLocal() if writes else SessionLocal(bind=read_engine)
 
 
 async def _commit(db: Session) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from userbase import audit, auth
 from userbase.audit import EventKind, RequestContext
 from userbase.models import Consent, OAuthClient, Token, utcnow
+from userbase.tokens.clients import ClientRow
 
 
 class ConsentNotFound(LookupError):
@@ -16,21 +17,21 @@ class ConsentNotFound(LookupError):
         super().__init__(f"You gave no consent to a client {client_id!r}.")
 
 
-def granted_scope(session: Session, user_id: int, client: OAuthClient) -> set[str]:
+def granted_scope(session: Session, user_id: int, client: ClientRow) -> set[str]:
     scope = session.scalar(
         select(Consent.scope).where(Consent.user_id == user_id, Consent.client_id == client.id)
     )
     return set(scope.split()) if scope else set()
 
 
-def needs_consent(session: Session, user_id: int, client: OAuthClient, scope: str) -> bool:
+def needs_consent(session: Session, user_id: int, client: ClientRow, scope: str) -> bool:
     if client.first_party:
         return False
     return not set(scope.split()) <= granted_scope(session, user_id, client)
 
 
 def grant(
-    session: Session, user_id: int, client: OAuthClient, scope: str, context: RequestContext
+    session: Session, user_id: int, client: ClientRow, scope: str, context: RequestContext
 ) -> None:
     """Remember the user's yes to `scope` (added to what they granted the client before)."""
     consent = session.scalars(

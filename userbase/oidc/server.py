@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from userbase import audit, auth
 from userbase.audit import EventKind, RequestContext
 from userbase.config import get_settings
-from userbase.models import AuthorizationCode, BrowserSignIn, OAuthClient, Token, utcnow
+from userbase.models import AuthorizationCode, BrowserSignIn, Token, utcnow
 from userbase.oidc.browser import BrowserUser, acr_of
 from userbase.oidc.scopes import SCOPES, user_claims
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
@@ -86,7 +86,7 @@ class Request(OAuth2Request):
 class Client(ClientMixin):
     """A registered client as Authlib asks about it."""
 
-    def __init__(self, row: OAuthClient) -> None:
+    def __init__(self, row: clients.ClientRow) -> None:
         self.row = row
 
     def get_client_id(self) -> str:
@@ -347,7 +347,7 @@ class CodeGrant(AuthorizationCodeGrant):
         sign_in.browser_sign_in_id = browser.id
         sign_in.expires_at = min(sign_in.expires_at, browser.expires_at)
         code.issued_sign_in_id = sign_in.id
-        issued = grants.issue_tokens(session, client, sign_in, scope, utcnow())
+        issued = grants.issue_tokens(session, client, grants.SignIn.of(sign_in), scope, utcnow())
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": issued.access_token,
@@ -368,7 +368,7 @@ class Server(AuthorizationServer):
         context: RequestContext,
         *,
         browser: BrowserUser | None = None,
-        token_client: OAuthClient | None = None,
+        token_client: clients.ClientRow | None = None,
     ) -> None:
         super().__init__(scopes_supported=None)
         self.session = session
@@ -378,11 +378,7 @@ class Server(AuthorizationServer):
         self.register_grant(CodeGrant, [RequireS256(required=True), IDTokens(session)])
 
     def query_client(self, client_id: str) -> Client | None:
-        if not client_id or len(client_id) > 64 or not client_id.isprintable():
-            return None
-        row = self.session.scalars(
-            select(OAuthClient).where(OAuthClient.client_id == client_id)
-        ).first()
+        row = clients.find_client(self.session, client_id)
         return Client(row) if row is not None else None
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
@@ -401,7 +397,10 @@ class Server(AuthorizationServer):
 
 
 def exchange_code(
-    session: Session, client: OAuthClient, pairs: list[tuple[str, str]], context: RequestContext
+    session: Session,
+    client: clients.ClientRow,
+    pairs: list[tuple[str, str]],
+    context: RequestContext,
 ) -> tuple[int, dict[str, Any]]:
     """The token endpoint's authorization_code grant for a client it authenticated: the
     status and body of Authlib's answer (tokens, or an RFC 6749 error)."""

@@ -102,7 +102,7 @@ def _record_use(token_id: int, used_at: datetime) -> None:
         auth.record_use(session, token_id, used_at)
 
 
-async def get_client_address(request: Request) -> str:
+def _address_of(request: Request) -> str:
     return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
@@ -110,13 +110,21 @@ async def get_client_address(request: Request) -> str:
     )
 
 
-async def get_request_context(request: Request, address: "ClientAddress") -> RequestContext:
+async def get_client_address(request: Request) -> str:
+    return _address_of(request)
+
+
+def request_context(request: Request) -> RequestContext:
     return RequestContext(
-        client_address=address,
+        client_address=_address_of(request),
         user_agent=request.headers.get("user-agent"),
         # The id ObserveRequests took or made, which the response carries in X-Request-ID.
         request_id=request_id_var.get(),
     )
+
+
+async def get_request_context(request: Request) -> RequestContext:
+    return request_context(request)
 
 
 async def get_admin(principal: "PrincipalDep") -> auth.Principal:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from userbase import audit, auth
@@ -21,7 +21,7 @@ from userbase.mfa import challenges
 from userbase.models import OAuthClient, RefreshToken, Token, User, table_of, utcnow
 from userbase.security import TOKEN_PATTERN, new_token, token_digest
 from userbase.tokens import access_tokens
-from userbase.tokens.clients import check_scope, grants_of
+from userbase.tokens.clients import ClientRow, check_scope, grants_of
 from userbase.tokens.oauth_errors import (
     InvalidClientSettings,
     InvalidGrant,
@@ -42,38 +42,54 @@ MFA_GRANT = "urn:userbase:params:oauth:grant-type:mfa"
 
 _TOKEN_SHAPE = re.compile(TOKEN_PATTERN)
 _users, _tokens = table_of(User).c, table_of(Token).c
+_refresh_tokens, _clients = table_of(RefreshToken).c, table_of(OAuthClient).c
 # The statements of the hot paths are built once, with bound parameters, as auth.py's
 # _TOKEN_OWNER: a statement built per call costs SQLAlchemy its cache key each time (~80 µs
 # of CPU for this one, /users/me with a JWT; `python -m bench.tokens_in_process`).
+# A refresh token, its sign-in, the sign-in's client and user, as one Core row: each statement
+# and each ORM object a refresh makes is a measurable part of it (bench.tokens_in_process).
 _REFRESH_ROW = (
-    select(RefreshToken, Token)
-    .join(Token, RefreshToken.sign_in_id == Token.id)
-    .where(RefreshToken.token_hash == bindparam("digest"))
+    select(
+        _refresh_tokens.id,
+        _refresh_tokens.scope,
+        _refresh_tokens.created_at,
+        _refresh_tokens.expires_at,
+        _refresh_tokens.used_at,
+        _tokens.id.label("sign_in_id"),
+        _tokens.user_id,
+        _tokens.expires_at.label("sign_in_expires_at"),
+        _tokens.client_id.label("client_row_id"),
+        _clients.client_id,
+        _users.is_active,
+    )
+    .join_from(table_of(RefreshToken), table_of(Token), _refresh_tokens.sign_in_id == _tokens.id)
+    .join(table_of(OAuthClient), _tokens.client_id == _clients.id)
+    .join(table_of(User), _tokens.user_id == _users.id)
+    .where(_refresh_tokens.token_hash == bindparam("digest"))
 )
-# A refresh locks its sign-in's row (by primary key) before it writes: concurrent uses of one
-# refresh token queue there, and the second one ends the sign-in alone. Without it, two late
-# uses each deleted the sign-in, the cascade of each reaching a row the other had locked:
-# PostgreSQL found a deadlock (a 503) in the test of four concurrent uses (test_oauth_grants).
-# The refresh token's own row is not the one locked: on MariaDB a use waiting for it (on its
-# unique index) deadlocked the first use's INSERT of the next token into that index.
-_LOCK_SIGN_IN = select(_tokens.id).where(_tokens.id == bindparam("sign_in_id")).with_for_update()
-# The first use wins: one UPDATE decides (see refresh).
-_SPEND = (
-    update(RefreshToken)
-    .where(RefreshToken.id == bindparam("refresh_id"), RefreshToken.used_at.is_(None))
-    .values(used_at=bindparam("now"))
-    .execution_options(synchronize_session=False)
-)
-_USER_IS_ACTIVE = select(User.is_active).where(User.id == bindparam("user_id"))
-# Core writes in the caller's transaction, as audit.record's: nothing reads these rows back,
-# so the ORM's unit of work (a flush, RETURNING the new id) would be work for nothing on every
-# refresh.
-_INSERT_REFRESH_TOKEN = insert(table_of(RefreshToken))
+# A refresh stamps its sign-in's last use before it spends the token, and that UPDATE by
+# primary key locks the sign-in's row: concurrent uses of one refresh token queue there, and
+# the second one ends the sign-in alone. Without a lock, two late uses each deleted the
+# sign-in, the cascade of each reaching a row the other had locked: PostgreSQL found a
+# deadlock (a 503) in the test of four concurrent uses (test_oauth_grants). The refresh token's
+# own row is not the one locked: on MariaDB a use waiting for it (on its unique index)
+# deadlocked the first use's INSERT of the next token into that index.
 _STAMP_SIGN_IN = (
     update(table_of(Token))
     .where(_tokens.id == bindparam("sign_in_id"))
     .values(last_used_at=bindparam("now"))
 )
+# The first use wins: one UPDATE decides (see refresh).
+_SPEND = (
+    update(table_of(RefreshToken))
+    .where(_refresh_tokens.id == bindparam("refresh_id"), _refresh_tokens.used_at.is_(None))
+    .values(used_at=bindparam("now"))
+)
+# Core writes in the caller's transaction, as audit.record's: nothing reads these rows back,
+# so the ORM's unit of work (a flush, RETURNING the new id) would be work for nothing on every
+# refresh.
+_INSERT_REFRESH_TOKEN = insert(table_of(RefreshToken))
+_Row = Row[*tuple[Any, ...]]  # a row of _REFRESH_ROW, read by its column names
 _LIVE_SIGN_IN_OWNER = (
     select(*ACCOUNT_COLUMNS)
     .join_from(table_of(Token), table_of(User), _tokens.user_id == _users.id)
@@ -104,8 +120,8 @@ def _granted_scope(allowed: str, requested: str | None) -> str:
 
 def issue_tokens(
     session: Session,
-    client: OAuthClient,
-    sign_in: Token,
+    client: ClientRow,
+    sign_in: "SignIn",
     scope: str,
     now: datetime,
     *,
@@ -138,9 +154,22 @@ def issue_tokens(
     return IssuedTokens(access.token, access.expires_in, scope, refresh)
 
 
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """What issuing tokens needs of a client's sign-in (a Token row)."""
+
+    id: int
+    user_id: int
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: Token) -> "SignIn":
+        return cls(row.id, row.user_id, row.expires_at)
+
+
 def password_grant(
     session: Session,
-    client: OAuthClient,
+    client: ClientRow,
     *,
     username: str,
     password: str,
@@ -164,7 +193,7 @@ def password_grant(
 
 def mfa_grant(
     session: Session,
-    client: OAuthClient,
+    client: ClientRow,
     *,
     mfa_token: str,
     otp: str | None,
@@ -193,16 +222,26 @@ def mfa_grant(
     return issue_tokens(session, client, _sign_in_of(session, issued), granted, utcnow())
 
 
-def _sign_in_of(session: Session, issued: auth.IssuedToken) -> Token:
+def _sign_in_of(session: Session, issued: auth.IssuedToken) -> SignIn:
     sign_in = session.get(Token, issued.token_id)
     if sign_in is None:  # flushed by sign_in a moment ago
         raise LookupError("the new sign-in vanished")
-    return sign_in
+    return SignIn.of(sign_in)
+
+
+def _usable(row: _Row, now: datetime) -> bool:
+    """An unspent refresh token's row: it, its sign-in and its user are live."""
+    return (
+        row.used_at is None
+        and row.expires_at > now
+        and row.sign_in_expires_at > now
+        and bool(row.is_active)
+    )
 
 
 def refresh(
     session: Session,
-    client: OAuthClient,
+    client: ClientRow,
     *,
     refresh_token: str,
     scope: str | None,
@@ -215,41 +254,37 @@ def refresh(
     """
     if "refresh_token" not in grants_of(client):
         raise UnauthorizedClient("This client is not registered for refresh tokens.")
-    if not _TOKEN_SHAPE.match(refresh_token):
-        raise InvalidGrant("The refresh token is malformed.")
-    now = utcnow()
-    row = session.execute(_REFRESH_ROW, {"digest": token_digest(refresh_token)}).first()
+    row = _refresh_row(session, refresh_token)
     if row is None:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    spent, sign_in = row
-    if sign_in.client_id != client.id:  # RFC 6749 section 6: bound to its client
+    if row.client_row_id != client.id:  # RFC 6749 section 6: bound to its client
         raise InvalidGrant("The refresh token was issued to another client.")
     # Before the token is spent: a wrong scope must not cost the client its sign-in.
-    granted = _granted_scope(spent.scope, scope)
-    if session.connection().execute(_LOCK_SIGN_IN, {"sign_in_id": sign_in.id}).first() is None:
+    granted = _granted_scope(row.scope, scope)
+    now = utcnow()
+    if row.used_at is None and not _usable(row, now):  # a spent one is a reuse, below
+        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
+    connection = session.connection()
+    params = {"sign_in_id": row.sign_in_id, "now": now}
+    if connection.execute(_STAMP_SIGN_IN, params).rowcount != 1:
         raise InvalidGrant("The refresh token is unknown, expired or revoked.")  # just ended
     # One UPDATE decides which use is the first: a concurrent one waited for the sign-in's
     # lock above and finds the token used (SQLite's writers take turns instead).
-    won = session.execute(_SPEND, {"refresh_id": spent.id, "now": now})
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        auth.revoke_token(session, sign_in.id)
+    if connection.execute(_SPEND, {"refresh_id": row.id, "now": now}).rowcount != 1:
+        auth.revoke_token(session, row.sign_in_id)
         audit.record(
             session,
             EventKind.REFRESH_TOKEN_REUSED,
             context,
-            user_id=sign_in.user_id,
-            detail=f"client={client.client_id} session={sign_in.id}",
+            user_id=row.user_id,
+            detail=f"client={client.client_id} session={row.sign_in_id}",
         )
         raise InvalidGrant("The refresh token was used already: its sign-in is ended.")
-    if spent.expires_at <= now or sign_in.expires_at <= now:
-        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    if not session.scalar(_USER_IS_ACTIVE, {"user_id": sign_in.user_id}):  # None: deleted
-        raise InvalidGrant("The refresh token is unknown, expired or revoked.")
-    session.connection().execute(_STAMP_SIGN_IN, {"sign_in_id": sign_in.id, "now": now})
-    return issue_tokens(session, client, sign_in, granted, now, refresh_scope=spent.scope)
+    sign_in = SignIn(row.sign_in_id, row.user_id, row.sign_in_expires_at)
+    return issue_tokens(session, client, sign_in, granted, now, refresh_scope=row.scope)
 
 
-def client_credentials(session: Session, client: OAuthClient, *, scope: str | None) -> IssuedTokens:
+def client_credentials(session: Session, client: ClientRow, *, scope: str | None) -> IssuedTokens:
     """A confidential client acting as itself (a service account): an access token whose
     `sub` is the client; no refresh token (RFC 6749 section 4.4.3), no sign-in."""
     if client.is_public or "client_credentials" not in grants_of(client):
@@ -261,11 +296,11 @@ def client_credentials(session: Session, client: OAuthClient, *, scope: str | No
     return IssuedTokens(access.token, access.expires_in, granted)
 
 
-def _refresh_row(session: Session, token: str) -> tuple[RefreshToken, Token] | None:
+def _refresh_row(session: Session, token: str) -> _Row | None:
+    """The refresh token's row (_REFRESH_ROW), or None for a token of no known shape or row."""
     if not _TOKEN_SHAPE.match(token):
         return None
-    row = session.execute(_REFRESH_ROW, {"digest": token_digest(token)}).first()
-    return (row[0], row[1]) if row else None
+    return session.connection().execute(_REFRESH_ROW, {"digest": token_digest(token)}).first()
 
 
 def _verified(token: str) -> dict[str, Any] | None:
@@ -277,7 +312,7 @@ def _verified(token: str) -> dict[str, Any] | None:
         return None
 
 
-def revoke(session: Session, client: OAuthClient, *, token: str, context: RequestContext) -> None:
+def revoke(session: Session, client: ClientRow, *, token: str, context: RequestContext) -> None:
     """RFC 7009: end the sign-in a refresh or access token of this client belongs to.
 
     An unknown, invalid or expired token is no error (section 2.2). An access token of
@@ -292,29 +327,30 @@ def revoke(session: Session, client: OAuthClient, *, token: str, context: Reques
                 "An access token of client_credentials cannot be revoked; it expires soon."
             )
         sign_in = session.get(Token, int(claims["sid"]))
+        if sign_in is None:
+            return
+        sign_in_id, user_id = sign_in.id, sign_in.user_id
     else:
         row = _refresh_row(session, token)
         if row is None:
             return
-        if row[1].client_id != client.id:
+        if row.client_row_id != client.id:
             raise UnauthorizedClient("The token was issued to another client.")
-        sign_in = row[1]
-    if sign_in is None:
-        return
-    auth.revoke_token(session, sign_in.id)
+        sign_in_id, user_id = row.sign_in_id, row.user_id
+    auth.revoke_token(session, sign_in_id)
     audit.record(
         session,
         EventKind.TOKEN_REVOKED,
         context,
-        user_id=sign_in.user_id,
-        detail=f"client={client.client_id} session={sign_in.id}",
+        user_id=user_id,
+        detail=f"client={client.client_id} session={sign_in_id}",
     )
 
 
 _INACTIVE: dict[str, Any] = {"active": False}
 
 
-def introspect(session: Session, client: OAuthClient, *, token: str) -> dict[str, Any]:
+def introspect(session: Session, client: ClientRow, *, token: str) -> dict[str, Any]:
     """RFC 7662: whether the token is live now, and its claims. For confidential clients
     (the resource servers that ask); a public client cannot keep the answer to itself."""
     if client.is_public:
@@ -326,27 +362,18 @@ def introspect(session: Session, client: OAuthClient, *, token: str) -> dict[str
             return _INACTIVE
         return {"active": True, "token_type": "access_token", **claims}
     row = _refresh_row(session, token)
-    if row is None:
+    if row is None or not _usable(row, now):
         return _INACTIVE
-    refresh_row, sign_in = row
-    if refresh_row.used_at is not None or refresh_row.expires_at <= now:
-        return _INACTIVE
-    owner = live_sign_in_owner(session, sign_in.id, now)
-    if owner is None or sign_in.client_id is None:
-        return _INACTIVE
-    client_id = session.scalar(
-        select(OAuthClient.client_id).where(OAuthClient.id == sign_in.client_id)
-    )
     return {
         "active": True,
         "token_type": "refresh_token",
-        "sub": str(owner.id),
-        "client_id": client_id,
-        "scope": refresh_row.scope,
-        "exp": int(refresh_row.expires_at.timestamp()),
-        "iat": int(refresh_row.created_at.timestamp()),
+        "sub": str(row.user_id),
+        "client_id": row.client_id,
+        "scope": row.scope,
+        "exp": int(row.expires_at.timestamp()),
+        "iat": int(row.created_at.timestamp()),
         "iss": access_tokens.issuer(),
-        "sid": str(sign_in.id),
+        "sid": str(row.sign_in_id),
     }
 
 
