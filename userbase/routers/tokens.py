@@ -290,7 +290,7 @@ async def introspect(request: Request) -> Response:
 
 
 def _introspect(request: Request, db: Session, token: str, form: TokenActionForm) -> Any:
-    return grants.introspect(db, _authenticated_client(request, db, form), token=token)
+    return grants.introspect(db, *_client_credentials(request, form), token=token)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from userbase import audit
@@ -199,17 +199,22 @@ _CLIENT_ROW = select(
 ).where(_clients.client_id == bindparam("client_id"))
 
 
-def _client_row(session: Session, client_id: str) -> tuple[ClientRow, str | None] | None:
-    if not client_id or len(client_id) > 64 or not client_id.isprintable():
-        return None
-    row = session.connection().execute(_CLIENT_ROW, {"client_id": client_id}).first()
-    return None if row is None else (ClientRow(*row[:-1]), row[-1])
+def client_row_statement() -> Select[Any]:
+    """The statement that reads a client by `client_id`: the columns of ClientRow, then the
+    secret's digest. A caller may add columns and joins (see authenticate_by)."""
+    return _CLIENT_ROW
+
+
+def _may_be_client_id(client_id: str | None) -> bool:
+    return bool(client_id) and len(client_id or "") <= 64 and (client_id or "").isprintable()
 
 
 def find_client(session: Session, client_id: str) -> ClientRow | None:
     """The client registered as `client_id`, unauthenticated (the authorization endpoint's)."""
-    found = _client_row(session, client_id)
-    return None if found is None else found[0]
+    if not _may_be_client_id(client_id):
+        return None
+    row = session.connection().execute(_CLIENT_ROW, {"client_id": client_id}).first()
+    return None if row is None else ClientRow(*row[: len(fields(ClientRow))])
 
 
 def redirect_uri_allowed(client: ClientRow, uri: str) -> bool:
@@ -227,19 +232,34 @@ def authenticate(session: Session, client_id: str | None, client_secret: str | N
     A confidential client must send its secret (client_secret_basic or client_secret_post); a
     public client sends none (`none`), and one that sends a secret anyway is refused.
     """
-    found = _client_row(session, client_id or "")
-    if found is None:
+    return authenticate_by(session, _CLIENT_ROW, {}, client_id, client_secret)[0]
+
+
+def authenticate_by(
+    session: Session,
+    statement: Select[Any],
+    params: dict[str, Any],
+    client_id: str | None,
+    client_secret: str | None,
+) -> tuple[ClientRow, Row[Any]]:
+    """authenticate, the client read by `statement` (client_row_statement() with more columns)
+    in the same round trip: the client, and the whole row for the caller's columns."""
+    if not _may_be_client_id(client_id):
         raise InvalidClient
-    client, secret_hash = found
+    row = session.connection().execute(statement, {**params, "client_id": client_id}).first()
+    if row is None:
+        raise InvalidClient
+    width = len(fields(ClientRow))
+    client, secret_hash = ClientRow(*row[:width]), row[width]
     if client.is_public:
         if client_secret:
             raise InvalidClient
-        return client
+        return client, row
     if client_secret is None or secret_hash is None:
         raise InvalidClient
     if not hmac.compare_digest(token_digest(client_secret), secret_hash):
         raise InvalidClient
-    return client
+    return client, row
 
 
 def client_view(client: OAuthClient, secret: str | None = None) -> dict[str, Any]:
