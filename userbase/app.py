@@ -277,17 +277,14 @@ def create_app() -> FastAPI:
     mail.expose_given_up(read_engine)
     # In the order requests are most often matched: FastAPI 0.163 tries the included routers
     # one after another, each a scan of its routes, so the hot reads of users.router come
-    # early (/users/5 587 -> 526 µs, a list page 810 -> 762 µs of CPU in one process,
-    # `python -m bench.in_process`, 2026-12-03), after the four routes of tokens.router, which
-    # every resource server calls: introspection 1.05x -> 0.92x, a refresh 2.2x -> 2.0x the CPU
-    # of GET /users/me, which pays ~7 µs a route it scans first (bench.tokens_in_process,
-    # 2026-12-03).
+    # first (/users/5 587 -> 526 µs, a list page 810 -> 762 µs of CPU in one process,
+    # `python -m bench.in_process`, 2026-12-03).
     # No path of one router is shadowed by another's: /users/{user_id} is one segment, and a
     # /users/me/... route and its /users/{user_id}/... twin are in the same router, "me" first.
     for router in (
-        tokens.router,
         users.router,
         auth.router,
+        tokens.router,
         sign_ins.router,
         mfa.router,
         passkeys.router,
