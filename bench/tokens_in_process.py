@@ -6,6 +6,11 @@ a time: GET /users/me with an opaque token and with a JWT access token, the refr
 clients, each spending the refresh token its last answer brought), and introspection of a JWT.
 CPU time per request, the best of three rounds. `--profile CASE` prints cProfile's heaviest
 functions for one case instead. Steadier than wrk on a shared machine for an A/B of two commits.
+
+`--ratios` measures each case against `GET /users/me` (opaque) instead: blocks of 200 requests
+of the two in turn, twelve pairs, the median of the pairs' ratios. A machine whose speed
+drifts from minute to minute (this one's does, 2x within an hour) moves both of a pair alike,
+so the ratio is what to compare between two commits, run one after the other.
 """
 
 import argparse
@@ -14,6 +19,7 @@ import base64
 import cProfile
 import json
 import pstats
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -147,12 +153,42 @@ async def cpu_per_request(call: Call, requests: int) -> float:
     return (time.process_time() - started) / requests * 1e6
 
 
-async def _measure(names: list[str], requests: int, profile: str | None) -> None:
+RATIO_BLOCK = 200
+RATIO_PAIRS = 12
+
+
+async def _ratios(cases: dict[str, Call], names: list[str]) -> None:
+    reference = cases["me_opaque"]
+    for name in ["me_opaque", *names]:
+        await cpu_per_request(cases[name], RATIO_BLOCK)  # warm
+    for name in names:
+        if name == "me_opaque":
+            continue
+        pairs = [
+            (
+                await cpu_per_request(reference, RATIO_BLOCK),
+                await cpu_per_request(cases[name], RATIO_BLOCK),
+            )
+            for _ in range(RATIO_PAIRS)
+        ]
+        ratios = sorted(case / me for me, case in pairs)
+        median = statistics.median(ratios)
+        print(
+            f"  {name:<12} {median:5.2f}x the CPU of GET /users/me (quartiles {ratios[3]:.2f}-"
+            f"{ratios[-4]:.2f}; /users/me {statistics.median(me for me, _ in pairs):.0f} µs)",
+            flush=True,
+        )
+
+
+async def _measure(names: list[str], requests: int, profile: str | None, ratios: bool) -> None:
     from userbase.app import create_app
 
     app = create_app()
     async with app.router.lifespan_context(app):
         cases = await _cases(app)
+        if ratios:
+            await _ratios(cases, names)
+            return
         if profile:
             profiler = cProfile.Profile()
             await cpu_per_request(cases[profile], 30)
@@ -171,12 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cases", nargs="*", help=f"some of {', '.join(CASES)} (default: all)")
     parser.add_argument("--requests", type=int, default=2000, help="per round and case")
     parser.add_argument("--profile", choices=CASES, help="cProfile one case instead")
+    parser.add_argument(
+        "--ratios", action="store_true", help="each case's CPU against GET /users/me's instead"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.cases) - set(CASES)
     if unknown:
         parser.error(f"unknown case {sorted(unknown)[0]!r}")
-    print(f"in one process on core 0, {CONCURRENCY} at a time, best of 3 rounds:")
-    on_loaded_database(lambda: _measure(args.cases or list(CASES), args.requests, args.profile))
+    how = "each against GET /users/me" if args.ratios else "best of 3 rounds"
+    print(f"in one process on core 0, {CONCURRENCY} at a time, {how}:")
+    names = args.cases or list(CASES)
+    on_loaded_database(lambda: _measure(names, args.requests, args.profile, args.ratios))
     return 0
 
 

@@ -178,7 +178,7 @@ class ClientRow:
 
     Not an ORM object: loading one cost ~10 % of an introspection's CPU and of a refresh's
     (a refresh 2.34x -> 2.10x, an introspection 1.43x -> 1.32x the CPU of GET /users/me,
-    `python -m bench.tokens_in_process`, 2026-12-03). Changes go through OAuthClient.
+    `python -m bench.tokens_in_process --ratios`, 2026-12-03). Changes go through OAuthClient.
     """
 
     id: int
@@ -206,7 +206,7 @@ def client_row_statement() -> Select[Any]:
 
 
 def _may_be_client_id(client_id: str | None) -> bool:
-    return bool(client_id) and len(client_id or "") <= 64 and (client_id or "").isprintable()
+    return client_id is not None and 0 < len(client_id) <= 64 and client_id.isprintable()
 
 
 def find_client(session: Session, client_id: str) -> ClientRow | None:
