@@ -192,29 +192,30 @@ class ClientRow:
 
 
 _clients = table_of(OAuthClient).c
-# Built once (a statement built per call costs its cache key on every token request; see
-# grants.py); the secret's digest last, read by authenticate alone.
-_CLIENT_ROW = select(
+_WIDTH = len(fields(ClientRow))
+# The statement that reads a client by `client_id`: the columns of ClientRow, then the secret's
+# digest. Built once (a statement built per call costs its cache key on every token request;
+# see grants.py); a caller may add columns and joins after them (see authenticate_by).
+CLIENT_ROW = select(
     *(_clients[field.name] for field in fields(ClientRow)), _clients.secret_hash
 ).where(_clients.client_id == bindparam("client_id"))
 
 
-def client_row_statement() -> Select[Any]:
-    """The statement that reads a client by `client_id`: the columns of ClientRow, then the
-    secret's digest. A caller may add columns and joins (see authenticate_by)."""
-    return _CLIENT_ROW
-
-
-def _may_be_client_id(client_id: str | None) -> bool:
-    return client_id is not None and 0 < len(client_id) <= 64 and client_id.isprintable()
+def _read_client(
+    session: Session, statement: Select[Any], params: dict[str, Any], client_id: str | None
+) -> tuple[ClientRow, Row[Any]] | None:
+    """The client `statement` (CLIENT_ROW or built on it) reads, and its whole row; None for a
+    client id of no possible shape or of no client."""
+    if client_id is None or not 0 < len(client_id) <= 64 or not client_id.isprintable():
+        return None
+    row = session.connection().execute(statement, {**params, "client_id": client_id}).first()
+    return None if row is None else (ClientRow(*row[:_WIDTH]), row)
 
 
 def find_client(session: Session, client_id: str) -> ClientRow | None:
     """The client registered as `client_id`, unauthenticated (the authorization endpoint's)."""
-    if not _may_be_client_id(client_id):
-        return None
-    row = session.connection().execute(_CLIENT_ROW, {"client_id": client_id}).first()
-    return None if row is None else ClientRow(*row[: len(fields(ClientRow))])
+    found = _read_client(session, CLIENT_ROW, {}, client_id)
+    return None if found is None else found[0]
 
 
 def redirect_uri_allowed(client: ClientRow, uri: str) -> bool:
@@ -232,7 +233,7 @@ def authenticate(session: Session, client_id: str | None, client_secret: str | N
     A confidential client must send its secret (client_secret_basic or client_secret_post); a
     public client sends none (`none`), and one that sends a secret anyway is refused.
     """
-    return authenticate_by(session, _CLIENT_ROW, {}, client_id, client_secret)[0]
+    return authenticate_by(session, CLIENT_ROW, {}, client_id, client_secret)[0]
 
 
 def authenticate_by(
@@ -242,24 +243,22 @@ def authenticate_by(
     client_id: str | None,
     client_secret: str | None,
 ) -> tuple[ClientRow, Row[Any]]:
-    """authenticate, the client read by `statement` (client_row_statement() with more columns)
-    in the same round trip: the client, and the whole row for the caller's columns."""
-    if not _may_be_client_id(client_id):
+    """authenticate, the client read by `statement` (CLIENT_ROW with more columns) in the same
+    round trip: the client, and the whole row for the caller's columns."""
+    found = _read_client(session, statement, params, client_id)
+    if found is None:
         raise InvalidClient
-    row = session.connection().execute(statement, {**params, "client_id": client_id}).first()
-    if row is None:
-        raise InvalidClient
-    width = len(fields(ClientRow))
-    client, secret_hash = ClientRow(*row[:width]), row[width]
+    client, row = found
+    secret_hash = row[_WIDTH]
     if client.is_public:
         if client_secret:
             raise InvalidClient
-        return client, row
+        return found
     if client_secret is None or secret_hash is None:
         raise InvalidClient
     if not hmac.compare_digest(token_digest(client_secret), secret_hash):
         raise InvalidClient
-    return client, row
+    return found
 
 
 def client_view(client: OAuthClient, secret: str | None = None) -> dict[str, Any]:

@@ -90,10 +90,12 @@ _SPEND = (
 # refresh.
 _INSERT_REFRESH_TOKEN = insert(table_of(RefreshToken))
 _Row = Row[*tuple[Any, ...]]  # a row of _REFRESH_ROW, read by its column names
+# A sign-in that is live now: its row (by id), not yet expired.
+_LIVE = and_(_tokens.id == bindparam("sign_in_id"), _tokens.expires_at > bindparam("now"))
 _LIVE_SIGN_IN_OWNER = (
     select(*ACCOUNT_COLUMNS)
     .join_from(table_of(Token), table_of(User), _tokens.user_id == _users.id)
-    .where(_tokens.id == bindparam("sign_in_id"), _tokens.expires_at > bindparam("now"))
+    .where(_LIVE)
 )
 
 
@@ -354,14 +356,11 @@ _INACTIVE: dict[str, Any] = {"active": False}
 # the token's sign-in is live. One statement answers both: the client's row with its sign-in's
 # user joined when live (NULL when not). A statement of its own cost introspection ~10 % of its
 # CPU (python -m bench.tokens_in_process, 2026-12-03).
-_LIVE = and_(_tokens.id == bindparam("sign_in_id"), _tokens.expires_at > bindparam("now"))
-_CLIENT_AND_SIGN_IN = (
-    clients.client_row_statement()
-    .add_columns(_users.is_active.label("sign_in_live"))
-    .select_from(
-        table_of(OAuthClient).outerjoin(
-            table_of(Token).join(table_of(User), _tokens.user_id == _users.id), _LIVE
-        )
+_CLIENT_AND_SIGN_IN = clients.CLIENT_ROW.add_columns(
+    _users.is_active.label("sign_in_live")
+).select_from(
+    table_of(OAuthClient).outerjoin(
+        table_of(Token).join(table_of(User), _tokens.user_id == _users.id), _LIVE
     )
 )
 
